@@ -1,0 +1,167 @@
+"""Compute kernels for minigrad: pure array functions, ndarray in, ndarray out.
+
+Every kernel exists twice, side by side in its module: a plain-NumPy twin
+(``<name>_numpy``) that is the readable specification, and a Numba version
+(``<name>_numba``) that is the fast path. The dispatch functions below pick one
+according to the backend: ``set_backend("numba" | "numpy")``, the context
+manager ``use_backend(name)``, or the env var ``MINIGRAD_BACKEND`` (default
+"numba"). Nothing here knows about autograd.
+
+``numpy_impl`` and ``numba_impl`` expose both sets by kernel name, and
+``KERNELS`` maps each name to its ``(numpy_fn, numba_fn)`` pair, so tests can
+hold every Numba kernel equal to its twin.
+"""
+import contextlib
+import os
+from types import SimpleNamespace
+
+from . import activation, attention, embedding, loss, matmul as _matmul, norm, optim, softmax
+
+BACKENDS = ("numba", "numpy")
+
+_MODULES = {
+    "matmul": _matmul,
+    "softmax_forward": softmax, "softmax_backward": softmax,
+    "log_softmax_forward": softmax, "log_softmax_backward": softmax,
+    "layer_norm_forward": norm, "layer_norm_backward": norm,
+    "gelu_forward": activation, "gelu_backward": activation,
+    "cross_entropy_forward": loss, "cross_entropy_backward": loss,
+    "attention_forward": attention, "attention_backward": attention,
+    "embedding_backward": embedding,
+    "adamw_update": optim,
+}
+
+
+def _pair(name, module):
+    twin = getattr(module, name + "_numpy")
+    # A kernel without a Numba version yet runs its twin on both backends.
+    return twin, getattr(module, name + "_numba", twin)
+
+
+KERNELS = {name: _pair(name, mod) for name, mod in _MODULES.items()}
+numpy_impl = SimpleNamespace(**{name: fns[0] for name, fns in KERNELS.items()})
+numba_impl = SimpleNamespace(**{name: fns[1] for name, fns in KERNELS.items()})
+
+
+def _check(name):
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; allowed: {', '.join(BACKENDS)}")
+    return name
+
+
+_backend = _check(os.environ.get("MINIGRAD_BACKEND", "numba").strip().lower() or "numba")
+_impl = numba_impl if _backend == "numba" else numpy_impl
+
+
+def set_backend(name):
+    """Select the implementation every dispatch function calls: "numba" or "numpy"."""
+    global _backend, _impl
+    _backend = _check(name)
+    _impl = numba_impl if name == "numba" else numpy_impl
+
+
+def get_backend():
+    return _backend
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Temporarily switch backend: ``with use_backend("numpy"): ...``."""
+    previous = _backend
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def set_num_threads(n):
+    """Threads used by the Numba prange kernels (passthrough to numba.set_num_threads)."""
+    import numba
+    numba.set_num_threads(int(n))
+
+
+def get_num_threads():
+    import numba
+    return numba.get_num_threads()
+
+
+# ---- dispatch: the only functions the autograd layer calls -------------------------------
+
+def matmul(a, b):
+    """np.matmul semantics (N-d, broadcast batch dims); transposed views are fine."""
+    return _impl.matmul(a, b)
+
+
+def softmax_forward(x):
+    """Softmax over the last axis."""
+    return _impl.softmax_forward(x)
+
+
+def softmax_backward(y, dy):
+    """dx = y * (dy - sum(dy * y, -1)) given y = softmax(x)."""
+    return _impl.softmax_backward(y, dy)
+
+
+def log_softmax_forward(x):
+    """Log-softmax over the last axis."""
+    return _impl.log_softmax_forward(x)
+
+
+def log_softmax_backward(y, dy):
+    """dx = dy - exp(y) * sum(dy, -1) given y = log_softmax(x)."""
+    return _impl.log_softmax_backward(y, dy)
+
+
+def layer_norm_forward(x, weight, bias, eps):
+    """Returns (y, mean, rstd); mean and rstd have shape x.shape[:-1]; weight/bias may be None."""
+    return _impl.layer_norm_forward(x, weight, bias, eps)
+
+
+def layer_norm_backward(dy, x, weight, mean, rstd):
+    """Returns (dx, dweight, dbias); dweight and dbias are None when weight is None."""
+    return _impl.layer_norm_backward(dy, x, weight, mean, rstd)
+
+
+def gelu_forward(x):
+    """GELU, GPT-2 tanh approximation."""
+    return _impl.gelu_forward(x)
+
+
+def gelu_backward(x, dy):
+    """dx for gelu_forward at x."""
+    return _impl.gelu_backward(x, dy)
+
+
+def cross_entropy_forward(logits, targets, ignore_index):
+    """logits (N, V), targets (N,) int -> (loss 0-d array, lse (N,)); loss NaN if all ignored."""
+    return _impl.cross_entropy_forward(logits, targets, ignore_index)
+
+
+def cross_entropy_backward(logits, targets, lse, ignore_index, dloss):
+    """dlogits = (softmax - onehot) * dloss / n_valid on valid rows, 0 on ignored rows."""
+    return _impl.cross_entropy_backward(logits, targets, lse, ignore_index, dloss)
+
+
+def attention_forward(q, k, v, scale):
+    """Causal attention (bottom-right aligned mask) -> (out (B,H,Tq,D), lse (B,H,Tq))."""
+    return _impl.attention_forward(q, k, v, scale)
+
+
+def attention_backward(dout, q, k, v, out, lse, scale):
+    """Returns (dq, dk, dv) for attention_forward."""
+    return _impl.attention_backward(dout, q, k, v, out, lse, scale)
+
+
+def embedding_backward(ids, dy, num_embeddings):
+    """Scatter-add dy (ids.shape + (C,)) into a (num_embeddings, C) gradient."""
+    return _impl.embedding_backward(ids, dy, num_embeddings)
+
+
+def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """torch.optim.AdamW step, in place on param, m and v (step counts from 1)."""
+    return _impl.adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+
+
+__all__ = ["BACKENDS", "KERNELS", "numpy_impl", "numba_impl", "set_backend", "get_backend",
+           "use_backend", "set_num_threads", "get_num_threads"] + list(KERNELS)

@@ -1,0 +1,394 @@
+"""minigrad.kernels: every Numba kernel equal to its NumPy twin, twins equal to references.
+
+Three tables:
+  CASES      - (kernel, shape spec): Numba vs twin in float32 and float64, dtype kept,
+               inputs untouched.                      tolerance: TWIN_TOL below
+  FD_CASES   - backward kernels (twin) against central finite differences in float64.
+                                                      tolerance: FD_TOL below
+  torch refs - twins against PyTorch float64 on small shapes.  tolerance: REF_TOL below
+"""
+import math
+
+import numpy as np
+import pytest
+
+import minigrad.kernels as K
+from conftest import require
+
+# (rtol, atol relative to the largest |reference| value) per dtype.
+TWIN_TOL = {np.float32: (1e-5, 1e-5), np.float64: (1e-10, 1e-12)}
+FD_TOL = (1e-6, 1e-7)   # float64, h = 1e-6
+REF_TOL = (1e-10, 1e-12)
+IGNORE = -100
+
+
+def rand(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+# ---- input makers: (rng, dtype, spec) -> positional args ----------------------------------
+
+def mk_matmul(rng, dt, spec):
+    (sa, sb, transpose) = spec
+    a, b = rand(rng, sa, dt), rand(rng, sb, dt)
+    if transpose == "a":          # a arrives as a transposed view, as in a.T @ g
+        a = np.ascontiguousarray(a.swapaxes(-1, -2)).swapaxes(-1, -2)
+    if transpose == "b":          # b arrives as a transposed view, as in g @ b.T
+        b = np.ascontiguousarray(b.swapaxes(-1, -2)).swapaxes(-1, -2)
+    return a, b
+
+
+def mk_x(rng, dt, shape):
+    return (rand(rng, shape, dt, 2.0),)
+
+
+def mk_softmax_bwd(rng, dt, shape):
+    return K.numpy_impl.softmax_forward(rand(rng, shape, dt, 2.0)), rand(rng, shape, dt)
+
+
+def mk_log_softmax_bwd(rng, dt, shape):
+    return K.numpy_impl.log_softmax_forward(rand(rng, shape, dt, 2.0)), rand(rng, shape, dt)
+
+
+def mk_ln_fwd(rng, dt, spec):
+    shape, affine = spec
+    C = shape[-1]
+    w = rand(rng, C, dt) if affine else None
+    b = rand(rng, C, dt) if affine else None
+    return rand(rng, shape, dt, 3.0) + dt(1.5), w, b, 1e-5
+
+
+def mk_ln_bwd(rng, dt, spec):
+    x, w, b, eps = mk_ln_fwd(rng, dt, spec)
+    _, mean, rstd = K.numpy_impl.layer_norm_forward(x, w, b, eps)
+    return rand(rng, x.shape, dt), x, w, mean, rstd
+
+
+def mk_gelu_bwd(rng, dt, shape):
+    return rand(rng, shape, dt, 3.0), rand(rng, shape, dt)
+
+
+def _targets(rng, N, V, n_ignored):
+    t = rng.integers(0, V, N).astype(np.int64)
+    t[rng.permutation(N)[:n_ignored]] = IGNORE
+    return t
+
+
+def mk_ce_fwd(rng, dt, spec):
+    N, V, n_ignored = spec
+    return rand(rng, (N, V), dt, 3.0), _targets(rng, N, V, n_ignored), IGNORE
+
+
+def mk_ce_bwd(rng, dt, spec):
+    logits, t, ig = mk_ce_fwd(rng, dt, spec)
+    _, lse = K.numpy_impl.cross_entropy_forward(logits, t, ig)
+    return logits, t, lse, ig, 0.7
+
+
+def mk_attn_fwd(rng, dt, spec):
+    B, H, Tq, Tk, D = spec
+    q, k, v = rand(rng, (B, H, Tq, D), dt), rand(rng, (B, H, Tk, D), dt), rand(rng, (B, H, Tk, D), dt)
+    return q, k, v, 1.0 / math.sqrt(D)
+
+
+def mk_attn_bwd(rng, dt, spec):
+    q, k, v, scale = mk_attn_fwd(rng, dt, spec)
+    out, lse = K.numpy_impl.attention_forward(q, k, v, scale)
+    return rand(rng, out.shape, dt), q, k, v, out, lse, scale
+
+
+def mk_emb_bwd(rng, dt, spec):
+    ids_shape, V, C = spec
+    ids = rng.integers(0, V, ids_shape).astype(np.int64)
+    return ids, rand(rng, ids_shape + (C,), dt), V
+
+
+def mk_adamw(rng, dt, spec):
+    shape, step = spec
+    p, g, m = rand(rng, shape, dt), rand(rng, shape, dt), rand(rng, shape, dt, 0.1)
+    v = np.abs(rand(rng, shape, dt, 0.01))
+    return p, g, m, v, 3e-4, 0.9, 0.95, 1e-8, 0.1, step
+
+
+MAKERS = {
+    "matmul": mk_matmul,
+    "softmax_forward": mk_x, "softmax_backward": mk_softmax_bwd,
+    "log_softmax_forward": mk_x, "log_softmax_backward": mk_log_softmax_bwd,
+    "layer_norm_forward": mk_ln_fwd, "layer_norm_backward": mk_ln_bwd,
+    "gelu_forward": mk_x, "gelu_backward": mk_gelu_bwd,
+    "cross_entropy_forward": mk_ce_fwd, "cross_entropy_backward": mk_ce_bwd,
+    "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd,
+    "embedding_backward": mk_emb_bwd,
+    "adamw_update": mk_adamw,
+}
+
+CASES = [
+    # kernel                   spec
+    ("matmul",                 ((5, 7), (7, 3), None)),
+    ("matmul",                 ((1, 1), (1, 1), None)),
+    ("matmul",                 ((64, 128), (128, 96), None)),
+    ("matmul",                 ((64, 128), (128, 96), "a")),
+    ("matmul",                 ((64, 128), (128, 96), "b")),
+    ("matmul",                 ((3, 4, 17, 8), (3, 4, 8, 17), None)),
+    ("matmul",                 ((3, 4, 17, 8), (3, 4, 8, 17), "b")),
+    ("matmul",                 ((3, 4, 17, 8), (3, 4, 8, 5), "a")),
+    ("matmul",                 ((2, 1, 5, 3), (4, 3, 6), None)),          # broadcast batch
+    ("matmul",                 ((6, 33, 16), (16, 9), None)),             # N-d @ 2-D
+    ("matmul",                 ((7,), (7, 3), None)),                     # 1-D operand
+    ("softmax_forward",        (1,)),
+    ("softmax_forward",        (3, 1)),
+    ("softmax_forward",        (5, 7)),
+    ("softmax_forward",        (2, 3, 4, 33)),
+    ("softmax_backward",       (1,)),
+    ("softmax_backward",       (5, 7)),
+    ("softmax_backward",       (2, 3, 4, 33)),
+    ("log_softmax_forward",    (1,)),
+    ("log_softmax_forward",    (5, 7)),
+    ("log_softmax_forward",    (2, 3, 65)),
+    ("log_softmax_backward",   (1, 1)),
+    ("log_softmax_backward",   (2, 3, 65)),
+    ("layer_norm_forward",     ((1, 1), True)),
+    ("layer_norm_forward",     ((5, 7), True)),
+    ("layer_norm_forward",     ((2, 3, 48), False)),
+    ("layer_norm_forward",     ((2, 9, 384), True)),
+    ("layer_norm_backward",    ((1, 1), True)),
+    ("layer_norm_backward",    ((5, 7), True)),
+    ("layer_norm_backward",    ((2, 3, 48), False)),
+    ("layer_norm_backward",    ((2, 9, 384), True)),
+    ("gelu_forward",           (1,)),
+    ("gelu_forward",           (5, 7)),
+    ("gelu_forward",           (2, 3, 101)),
+    ("gelu_backward",          (1,)),
+    ("gelu_backward",          (2, 3, 101)),
+    ("cross_entropy_forward",  (1, 1, 0)),
+    ("cross_entropy_forward",  (7, 5, 2)),
+    ("cross_entropy_forward",  (33, 65, 0)),
+    ("cross_entropy_forward",  (4, 9, 4)),                                 # all ignored -> NaN
+    ("cross_entropy_backward", (1, 1, 0)),
+    ("cross_entropy_backward", (7, 5, 2)),
+    ("cross_entropy_backward", (33, 65, 0)),
+    ("cross_entropy_backward", (4, 9, 4)),
+    ("attention_forward",      (1, 1, 1, 1, 1)),
+    ("attention_forward",      (2, 3, 7, 7, 5)),
+    ("attention_forward",      (1, 2, 3, 8, 4)),                           # Tq < Tk
+    ("attention_forward",      (2, 2, 1, 9, 16)),                          # KV-cache step
+    ("attention_forward",      (2, 4, 64, 64, 32)),
+    ("attention_backward",     (1, 1, 1, 1, 1)),
+    ("attention_backward",     (2, 3, 7, 7, 5)),
+    ("attention_backward",     (1, 2, 3, 8, 4)),
+    ("attention_backward",     (2, 2, 1, 9, 16)),
+    ("attention_backward",     (2, 4, 64, 64, 32)),
+    ("embedding_backward",     ((1,), 1, 1)),
+    ("embedding_backward",     ((3, 5), 4, 7)),                            # many repeats
+    ("embedding_backward",     ((4, 33), 65, 48)),
+    ("adamw_update",           ((1,), 1)),
+    ("adamw_update",           ((5, 7), 1)),
+    ("adamw_update",           ((3, 64, 33), 1000)),
+]
+
+DTYPES = [np.float32, np.float64]
+
+
+def run(name, fn, args):
+    """Call a kernel; for the in-place adamw return the updated (param, m, v)."""
+    if name == "adamw_update":
+        args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        assert fn(*args) is None
+        return args[0], args[2], args[3]
+    return fn(*args)
+
+
+def flat(out):
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def assert_close(got, want, tol, what=""):
+    rtol, atol_rel = tol
+    if want is None:
+        assert got is None, what
+        return
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    scale = float(np.nanmax(np.abs(want))) if want.size and not np.isnan(want).all() else 1.0
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol_rel * scale, err_msg=what)
+
+
+def case_id(case):
+    return f"{case[0]}-{case[1]}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_numba_matches_twin(case, dtype):
+    name, spec = case
+    args = MAKERS[name](np.random.default_rng(0), dtype, spec)
+    saved = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    twin, fast = K.KERNELS[name]
+    want = flat(run(name, twin, args))
+    got = flat(run(name, fast, args))
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, TWIN_TOL[dtype], f"{name} output {i}")
+        if g is not None and np.asarray(g).dtype.kind == "f":
+            assert np.asarray(g).dtype == dtype, f"{name} output {i} dtype {np.asarray(g).dtype}"
+            assert np.asarray(w).dtype == dtype, f"twin {name} output {i} dtype {np.asarray(w).dtype}"
+    for a, s in zip(args, saved):   # no kernel mutates its inputs (adamw runs on copies)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, s, err_msg=f"{name} mutated an input")
+
+
+# ---- twins (and so the Numba kernels) against finite differences ------------------------
+
+def fd_grad(f, args, i, dy, h=1e-6):
+    """d/d args[i] of sum(f(*args) * dy), by central differences."""
+    x = args[i]
+    grad = np.zeros_like(x)
+    for j in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        xp.flat[j] += h
+        xm.flat[j] -= h
+        fp = f(*args[:i], xp, *args[i + 1:])
+        fm = f(*args[:i], xm, *args[i + 1:])
+        grad.flat[j] = np.sum((fp - fm) * dy) / (2 * h)
+    return grad
+
+
+def _ln_y(x, w, b):
+    return K.numpy_impl.layer_norm_forward(x, w, b, 1e-5)[0]
+
+
+def _attn_out(q, k, v):
+    return K.numpy_impl.attention_forward(q, k, v, 0.4)[0]
+
+
+FD_CASES = ["softmax", "log_softmax", "gelu", "layer_norm", "cross_entropy", "attention", "attention_kv"]
+
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+@pytest.mark.parametrize("which", FD_CASES)
+def test_backward_finite_differences(which, backend):
+    rng = np.random.default_rng(1)
+    f64 = np.float64
+    with K.use_backend(backend):
+        if which in ("softmax", "log_softmax", "gelu"):
+            x, dy = rand(rng, (3, 5), f64, 2.0), rand(rng, (3, 5), f64)
+            fwd = getattr(K.numpy_impl, which + "_forward")
+            if which == "gelu":
+                got, want = [K.gelu_backward(x, dy)], [fd_grad(fwd, [x], 0, dy)]
+            else:
+                bwd = getattr(K, which + "_backward")
+                got, want = [bwd(fwd(x), dy)], [fd_grad(fwd, [x], 0, dy)]
+        elif which == "layer_norm":
+            x, w, b = rand(rng, (2, 3, 6), f64), rand(rng, 6, f64), rand(rng, 6, f64)
+            dy = rand(rng, x.shape, f64)
+            _, mean, rstd = K.numpy_impl.layer_norm_forward(x, w, b, 1e-5)
+            got = K.layer_norm_backward(dy, x, w, mean, rstd)
+            want = [fd_grad(_ln_y, [x, w, b], i, dy) for i in range(3)]
+        elif which == "cross_entropy":
+            logits, t = rand(rng, (6, 5), f64, 2.0), np.array([0, IGNORE, 4, 2, 2, IGNORE])
+            _, lse = K.numpy_impl.cross_entropy_forward(logits, t, IGNORE)
+            got = [K.cross_entropy_backward(logits, t, lse, IGNORE, 0.7)]
+            loss = lambda lg: K.numpy_impl.cross_entropy_forward(lg, t, IGNORE)[0]
+            want = [fd_grad(loss, [logits], 0, 0.7)]
+        else:
+            Tq = 4 if which == "attention" else 2
+            q, k, v = rand(rng, (1, 2, Tq, 3), f64), rand(rng, (1, 2, 4, 3), f64), rand(rng, (1, 2, 4, 3), f64)
+            out, lse = K.numpy_impl.attention_forward(q, k, v, 0.4)
+            dout = rand(rng, out.shape, f64)
+            got = K.attention_backward(dout, q, k, v, out, lse, 0.4)
+            want = [fd_grad(_attn_out, [q, k, v], i, dout) for i in range(3)]
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, FD_TOL, f"{which} grad {i}")
+
+
+# ---- twins against PyTorch in float64 ----------------------------------------------------
+
+def test_twins_match_torch():
+    torch = require("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(2)
+    T = lambda a: torch.from_numpy(a)
+    x = rand(rng, (4, 5, 11), np.float64, 2.0)
+    w, b = rand(rng, 11, np.float64), rand(rng, 11, np.float64)
+    checks = [
+        # name             ours                                              torch
+        ("softmax",        K.numpy_impl.softmax_forward(x),                  F.softmax(T(x), -1)),
+        ("log_softmax",    K.numpy_impl.log_softmax_forward(x),              F.log_softmax(T(x), -1)),
+        ("gelu",           K.numpy_impl.gelu_forward(x),                     F.gelu(T(x), approximate="tanh")),
+        ("layer_norm",     K.numpy_impl.layer_norm_forward(x, w, b, 1e-5)[0], F.layer_norm(T(x), (11,), T(w), T(b), 1e-5)),
+    ]
+    logits, t = rand(rng, (9, 7), np.float64, 2.0), np.array([1, IGNORE, 6, 0, 0, 3, IGNORE, 2, 5])
+    checks.append(("cross_entropy", K.numpy_impl.cross_entropy_forward(logits, t, IGNORE)[0],
+                   F.cross_entropy(T(logits), T(t), ignore_index=IGNORE)))
+    for Tq in (6, 2):
+        q, k, v = rand(rng, (2, 3, Tq, 4), np.float64), rand(rng, (2, 3, 6, 4), np.float64), rand(rng, (2, 3, 6, 4), np.float64)
+        allowed = torch.ones(Tq, 6, dtype=torch.bool).tril(diagonal=6 - Tq)
+        checks.append((f"attention Tq={Tq}", K.numpy_impl.attention_forward(q, k, v, 0.5)[0],
+                       F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=allowed, scale=0.5)))
+    ids = rng.integers(0, 5, (3, 4))
+    dy = rand(rng, (3, 4, 6), np.float64)
+    checks.append(("embedding", K.numpy_impl.embedding_backward(ids, dy, 5),
+                   torch.zeros(5, 6, dtype=torch.float64).index_add_(0, T(ids.reshape(-1)), T(dy.reshape(-1, 6)))))
+    for name, ours, ref in checks:
+        assert_close(ours, ref.numpy(), REF_TOL, name)
+
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_adamw_matches_torch(dtype, backend):
+    torch = require("torch")
+    rng = np.random.default_rng(3)
+    p = rand(rng, (4, 9), dtype)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    tp = torch.nn.Parameter(torch.from_numpy(p.copy()))
+    opt = torch.optim.AdamW([tp], lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, foreach=False)
+    with K.use_backend(backend):
+        for step in range(1, 6):
+            g = rand(rng, p.shape, dtype)
+            tp.grad = torch.from_numpy(g.copy())
+            opt.step()
+            K.adamw_update(p, g, m, v, 1e-2, 0.9, 0.95, 1e-8, 0.1, step)
+    tol = (1e-6, 1e-6) if dtype == np.float32 else (1e-12, 1e-14)
+    assert_close(p, tp.detach().numpy(), tol, "adamw param")
+    assert p.dtype == dtype
+
+
+# ---- the backend switch ------------------------------------------------------------------
+
+def test_backend_switch():
+    start = K.get_backend()
+    with K.use_backend("numpy"):
+        assert K.get_backend() == "numpy"
+        with K.use_backend("numba"):
+            assert K.get_backend() == "numba"
+        assert K.get_backend() == "numpy"
+    assert K.get_backend() == start
+    with pytest.raises(ValueError, match="numba, numpy"):
+        K.set_backend("cuda")
+    assert K.get_backend() == start
+
+
+def test_backend_env_var(tmp_path):
+    import subprocess
+    import sys
+    code = "import minigrad.kernels as K; print(K.get_backend())"
+    env = dict(__import__("os").environ, MINIGRAD_BACKEND="numpy")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "numpy", out.stderr
+
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+def test_cross_entropy_all_ignored_is_nan_with_zero_grad(backend):
+    logits, t = np.ones((3, 4), np.float32), np.full(3, IGNORE)
+    with K.use_backend(backend):
+        loss, lse = K.cross_entropy_forward(logits, t, IGNORE)
+        assert np.isnan(loss) and loss.shape == () and loss.dtype == np.float32
+        assert not K.cross_entropy_backward(logits, t, lse, IGNORE, 1.0).any()
+
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+def test_out_of_range_indices_raise(backend):
+    with K.use_backend(backend):
+        with pytest.raises(IndexError):
+            K.cross_entropy_forward(np.zeros((2, 3)), np.array([0, 3]), IGNORE)
+        with pytest.raises(IndexError):
+            K.embedding_backward(np.array([0, 5]), np.zeros((2, 4)), 5)
