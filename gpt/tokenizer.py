@@ -1,0 +1,260 @@
+"""`BPETokenizer`: byte-level BPE with regex pre-tokenization and tiktoken-style special tokens.
+
+A tokenizer runs in one of two modes (see gpt/bpe.py for the two merge rules):
+
+* "pairs": learned merges, as produced by `train` or read from HF vocab.json + merges.txt;
+* "ranks": tiktoken rank files, merged by the rank of the concatenated bytes.
+
+Each distinct pre-token chunk is encoded once and kept in a cache (str -> ids), so
+repeated words cost one dict lookup. File formats live in gpt/tokenizer_io.py.
+"""
+import regex
+
+from gpt import bpe
+from gpt.bpe_train import count_chunks, train_merges
+from gpt.tokenizer_errors import DisallowedSpecialError, TokenizerError
+
+ENDOFTEXT = "<|endoftext|>"
+_CACHE_LIMIT = 200_000  # chunks; the cache is simply cleared when it grows past this
+
+
+class BPETokenizer:
+    """Byte-level BPE tokenizer. `BPETokenizer()` is the bare 256-byte tokenizer;
+    call `train`, or build one with `load`, `from_tiktoken` or `from_hf`."""
+
+    def __init__(self, pattern="gpt2", special_tokens=None):
+        vocab = {b: bytes([b]) for b in range(256)}
+        self._setup("pairs", vocab, [], pattern, special_tokens)
+
+    # ----- construction -------------------------------------------------------------
+    def _setup(self, mode, vocab, merges, pattern, special_tokens, ignore_merges=False):
+        """Install a complete state. vocab: int -> bytes (no specials);
+        merges: list of ((left, right), new_id) in priority order (pairs mode only)."""
+        self.mode = mode
+        self.pattern = bpe.resolve_pattern(pattern)
+        self._pat = bpe.compile_pattern(self.pattern)
+        self._vocab = dict(vocab)               # int -> bytes, ordinary tokens
+        self._merges = list(merges)             # list of ((int, int), int)
+        self._merge_table = {pair: (rank, new) for rank, (pair, new) in enumerate(self._merges)}
+        self._encoder = {t: i for i, t in self._vocab.items()}  # bytes -> int
+        self.ignore_merges = ignore_merges
+        self._check_bytes()
+        self._byte_ids = [self._encoder[bytes([b])] for b in range(256)]  # byte -> id
+        self._set_specials(special_tokens)
+        self._cache = {}                         # str chunk -> list of ids
+        self._special_regexes = {}               # frozenset of str -> compiled regex
+
+    def _check_bytes(self):
+        missing = [b for b in range(256) if bytes([b]) not in self._encoder]
+        if missing:
+            raise TokenizerError(f"vocabulary lacks {len(missing)} single-byte tokens "
+                                 f"(e.g. byte {missing[0]}); byte-level BPE needs all 256")
+
+    def _set_specials(self, special_tokens):
+        """special_tokens: None, a list of str (ids after the vocab) or a dict str -> id."""
+        if special_tokens is None:
+            special_tokens = {}
+        if not isinstance(special_tokens, dict):
+            first = max(self._vocab) + 1
+            special_tokens = {s: first + k for k, s in enumerate(dict.fromkeys(special_tokens))}
+        for text, i in special_tokens.items():
+            if not isinstance(text, str) or text == "":
+                raise TokenizerError(f"special token must be a non-empty str, got {text!r}")
+            if i in self._vocab:
+                raise TokenizerError(f"special token {text!r} id {i} collides with an ordinary token")
+        if len(set(special_tokens.values())) != len(special_tokens):
+            raise TokenizerError("two special tokens share an id")
+        self._specials = dict(special_tokens)                               # str -> int
+        self._decoder = dict(self._vocab)                                   # int -> bytes
+        self._decoder.update({i: s.encode("utf-8") for s, i in self._specials.items()})
+
+    def train(self, texts, vocab_size, pattern=None, special_tokens=None, verbose=False, progress=None):
+        """Learn merges from a str or an iterable of str; returns self.
+
+        vocab_size counts the 256 bytes, the merges and the special tokens, whose ids
+        follow the merges. Ties between equally frequent pairs go to the smallest
+        (left id, right id); see gpt/bpe_train.py. Stops early if the text runs out of pairs.
+        """
+        pattern = self.pattern if pattern is None else pattern
+        specials = list(self._specials) if special_tokens is None else list(special_tokens)
+        num_merges = vocab_size - 256 - len(specials)
+        if num_merges < 0:
+            raise TokenizerError(f"vocab_size {vocab_size} is smaller than 256 bytes + "
+                                 f"{len(specials)} special tokens = {256 + len(specials)}")
+        compiled = bpe.compile_pattern(bpe.resolve_pattern(pattern))
+        chunks = count_chunks(texts, compiled, _alternation(specials))
+        if not chunks:
+            raise TokenizerError("training text is empty (no pre-token chunks found)")
+        merges = train_merges(chunks, num_merges, verbose=verbose, progress=progress)
+        vocab = {b: bytes([b]) for b in range(256)}
+        for (a, b), new in merges:
+            vocab[new] = vocab[a] + vocab[b]
+        self._setup("pairs", vocab, merges, pattern, specials)
+        return self
+
+    # ----- properties ---------------------------------------------------------------
+    @property
+    def vocab_size(self):
+        """Size an embedding table needs: the largest id + 1 (as tiktoken's n_vocab)."""
+        return max(self._decoder) + 1
+
+    @property
+    def special_tokens(self):
+        return dict(self._specials)
+
+    @property
+    def merges(self):
+        return list(self._merges)
+
+    def token_to_bytes(self, token_id):
+        try:
+            return self._decoder[token_id]
+        except (KeyError, TypeError):
+            raise TokenizerError(f"unknown token id {token_id!r} (vocab_size {self.vocab_size})") from None
+
+    # ----- encoding -----------------------------------------------------------------
+    def encode_ordinary(self, text):
+        """Encode text, treating special-token text as ordinary text."""
+        try:
+            return self._encode_chunks(self._findall(text))
+        except UnicodeEncodeError:
+            # Lone surrogates cannot be UTF-8: replace them as tiktoken does.
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            return self._encode_chunks(self._findall(text))
+
+    def _findall(self, text):
+        if self._pat.groups:  # a custom pattern with groups: findall would return groups
+            return [m.group() for m in self._pat.finditer(text)]
+        return self._pat.findall(text)
+
+    def _encode_chunks(self, chunks):
+        cache, out = self._cache, []
+        for chunk in chunks:
+            ids = cache.get(chunk)
+            if ids is None:
+                ids = self._encode_chunk(chunk)
+            out += ids
+        return out
+
+    def _encode_chunk(self, chunk):
+        """Cache miss: BPE one chunk and remember the result."""
+        data = chunk.encode("utf-8")
+        if self.mode == "ranks":
+            ids = bpe.rank_merge(data, self._encoder)
+        elif self.ignore_merges and data in self._encoder:
+            ids = [self._encoder[data]]
+        else:
+            ids = bpe.pair_merge([self._byte_ids[b] for b in data], self._merge_table)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[chunk] = ids
+        return ids
+
+    def encode(self, text, allowed_special="none", disallowed_special="all"):
+        """Encode text with tiktoken's special-token rules.
+
+        allowed_special: "all", "none" or a set of special-token strings encoded as specials.
+        disallowed_special: "all" (every special not allowed), "none"/() or a set; such
+        text raises DisallowedSpecialError. Pass disallowed_special=() to encode it as text.
+        """
+        allowed = self._special_set(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            disallowed = set(self._specials) - allowed
+        else:
+            disallowed = self._special_set(disallowed_special, "disallowed_special")
+        if disallowed:
+            found = self._special_regex(disallowed).search(text)
+            if found:
+                raise DisallowedSpecialError(
+                    f"text contains the special token {found.group()!r}, which is not allowed; "
+                    f"pass allowed_special={{{found.group()!r}}} to encode it as a special token, "
+                    f"or disallowed_special=() to encode it as ordinary text")
+        if not allowed:
+            return self.encode_ordinary(text)
+        return self._encode_with_specials(text, allowed)
+
+    def _special_set(self, value, name):
+        if value == "all":
+            return set(self._specials)
+        if value == "none" or not value:
+            return set()
+        if isinstance(value, str):
+            raise TokenizerError(f"{name} must be 'all', 'none' or a set of str, got {value!r}")
+        unknown = set(value) - set(self._specials)
+        if unknown and name == "allowed_special":
+            raise TokenizerError(f"allowed_special names unknown special tokens: {sorted(unknown)}")
+        return set(value)
+
+    def _special_regex(self, specials):
+        key = frozenset(specials)
+        if key not in self._special_regexes:
+            self._special_regexes[key] = _alternation(specials)
+        return self._special_regexes[key]
+
+    def _encode_with_specials(self, text, allowed):
+        """Split on allowed specials; the text between them is pre-tokenized on its own."""
+        out, start = [], 0
+        for match in self._special_regex(allowed).finditer(text):
+            out += self.encode_ordinary(text[start:match.start()])
+            out.append(self._specials[match.group()])
+            start = match.end()
+        out += self.encode_ordinary(text[start:])
+        return out
+
+    def encode_batch(self, texts, allowed_special="none", disallowed_special="all"):
+        return [self.encode(t, allowed_special, disallowed_special) for t in texts]
+
+    # ----- decoding -----------------------------------------------------------------
+    def decode_bytes(self, ids):
+        try:
+            return b"".join([self._decoder[i] for i in ids])
+        except (KeyError, TypeError):
+            bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
+            raise TokenizerError(f"unknown token id {bad!r} (vocab_size {self.vocab_size})") from None
+
+    def decode(self, ids):
+        """ids -> str; invalid UTF-8 (e.g. a cut multi-byte char) becomes U+FFFD, as tiktoken."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ----- files (implemented in gpt/tokenizer_io.py) ---------------------------------
+    def save(self, path):
+        from gpt import tokenizer_io
+        tokenizer_io.save_bpe(self, path)
+
+    @classmethod
+    def load(cls, path):
+        from gpt import tokenizer_io
+        return tokenizer_io.load_bpe(path)
+
+    @classmethod
+    def from_tiktoken(cls, path, pattern="cl100k", special_tokens=None):
+        from gpt import tokenizer_io
+        return tokenizer_io.load_tiktoken(path, pattern, special_tokens)
+
+    @classmethod
+    def from_hf(cls, directory, pattern="gpt2"):
+        from gpt import tokenizer_io
+        return tokenizer_io.load_hf(directory, pattern)
+
+    def save_hf(self, directory):
+        from gpt import tokenizer_io
+        tokenizer_io.save_hf(self, directory)
+
+    def __repr__(self):
+        return (f"BPETokenizer(mode={self.mode!r}, vocab_size={self.vocab_size}, "
+                f"merges={len(self._merges)}, specials={len(self._specials)})")
+
+
+def _alternation(specials):
+    """A regex matching any of the special strings, longest first, or None if there are none."""
+    if not specials:
+        return None
+    ordered = sorted(specials, key=lambda s: (-len(s), s))
+    return regex.compile("|".join(regex.escape(s) for s in ordered))
+
+
+def from_state(mode, vocab, merges, pattern, special_tokens, ignore_merges=False):
+    """Build a BPETokenizer from a complete state (used by the file readers)."""
+    tok = BPETokenizer.__new__(BPETokenizer)
+    tok._setup(mode, vocab, merges, pattern, special_tokens, ignore_merges)
+    return tok
