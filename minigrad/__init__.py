@@ -1,0 +1,25 @@
+"""minigrad: reverse-mode autograd on NumPy, with Numba kernels.
+
+    import minigrad as mg
+    x = mg.randn(3, 4, requires_grad=True)
+    (x.tanh() @ x.T).sum().backward()
+    x.grad  # d sum / d x, an ndarray of shape (3, 4)
+
+Where things are: autograd.py (the graph and backward), tensor.py (the Tensor),
+ops.py (primitives, forward and backward side by side), functional.py and
+fused.py (composite and fused ops), kernels/ (NumPy and Numba kernels, no
+autograd), nn.py (modules), gradcheck.py, viz.py.
+"""
+from minigrad import autograd as _autograd  # noqa: F401  (imports first: tensor.py needs it)
+from minigrad.autograd import AnomalyError, Function, detect_anomaly, is_grad_enabled, no_grad
+from minigrad.tensor import Tensor
+from minigrad.factory import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
+                              zeros_like)
+from minigrad.functional import cat, split, stack, where
+from minigrad.random import get_rng_state, manual_seed, set_rng_state
+from minigrad import functional, kernels, nn  # noqa: F401
+from minigrad.gradcheck import GradcheckError, gradcheck
+from minigrad import viz  # noqa: F401
+
+float32 = "float32"
+float64 = "float64"

@@ -1,0 +1,153 @@
+"""The graph and reverse-mode differentiation.
+
+Every op is a `Function` whose `forward` works on plain ndarrays and whose
+`backward` returns one gradient per input. `backward()` walks the recorded
+graph from the output to the leaves in reverse topological order, summing
+gradients where a tensor is used more than once. The ops live in ops.py and
+functional.py; this file only knows the protocol they follow.
+"""
+import numpy as np
+
+_state = {"grad_enabled": True, "anomaly": False}
+
+
+class no_grad:
+    """Context manager (and decorator) that stops recording the graph, as torch.no_grad."""
+
+    def __enter__(self):
+        self._prev = _state["grad_enabled"]
+        _state["grad_enabled"] = False
+
+    def __exit__(self, *exc):
+        _state["grad_enabled"] = self._prev
+
+    def __call__(self, fn):
+        def wrapped(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapped
+
+
+def is_grad_enabled():
+    return _state["grad_enabled"]
+
+
+class detect_anomaly:
+    """Within this context the first op whose forward or backward yields NaN/Inf raises,
+    naming the op, instead of letting the NaN spread silently through the graph."""
+
+    def __enter__(self):
+        self._prev = _state["anomaly"]
+        _state["anomaly"] = True
+
+    def __exit__(self, *exc):
+        _state["anomaly"] = self._prev
+
+
+class AnomalyError(FloatingPointError):
+    pass
+
+
+def _check_finite(array, op_name, where):
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        bad = "NaN" if np.isnan(array).any() else "Inf"
+        raise AnomalyError(f"detect_anomaly: {op_name}.{where} produced {bad} (output shape {array.shape})")
+
+
+def unbroadcast(grad, shape):
+    """Sum a gradient back down to the shape of the input it flows into.
+
+    The one place broadcasting is undone, so op backwards carry no shape logic.
+    Example: unbroadcast(np.ones((4, 3)), (1, 3)) -> [[4., 4., 4.]]
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+class Function:
+    """One node of the graph. Subclasses define `forward(*arrays, **kwargs) -> array`
+    and `backward(grad) -> one gradient per input (None where not needed)`.
+    What backward needs is stored on `self` during forward, never elsewhere."""
+
+    def __init__(self, *inputs):
+        self.inputs = inputs
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+
+    def forward(self, *arrays, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        """Run forward on the inputs' arrays; record the node if any input needs grad."""
+        ctx = cls(*inputs)
+        out = ctx.forward(*[t.data for t in inputs], **kwargs)
+        if _state["anomaly"]:
+            _check_finite(out, cls.__name__, "forward")
+        track = _state["grad_enabled"] and any(ctx.needs_input_grad)
+        return Tensor._make(out, ctx if track else None)
+
+
+def backward(root, grad, retain_graph=False):
+    """Push `grad` (d out / d root) back to every leaf that requires grad."""
+    grads = {id(root): grad}  # id(tensor) -> gradient flowing into it so far
+    for t in reversed(_topo_order(root)):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t._ctx is None or t._retain:
+            t._accumulate(g)
+        if t._ctx is not None:
+            _backprop_node(t._ctx, g, grads, retain_graph)
+
+
+def _topo_order(root):
+    """Tensors in an order where each comes after everything it was computed from."""
+    order, seen, stack = [], {id(root)}, [(root, False)]
+    while stack:  # iterative DFS: deep graphs must not hit Python's recursion limit
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        stack.append((t, True))
+        ctx = t._ctx
+        if ctx is None:
+            continue
+        if ctx.inputs is None:
+            raise RuntimeError("backward: trying to go through the graph a second time; its buffers "
+                               "were freed (pass retain_graph=True to the first backward)")
+        for p in ctx.inputs:
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                stack.append((p, False))
+    return order
+
+
+def _backprop_node(ctx, g, grads, retain_graph):
+    in_grads = ctx.backward(g)
+    if not isinstance(in_grads, tuple):
+        in_grads = (in_grads,)
+    for inp, ig, need in zip(ctx.inputs, in_grads, ctx.needs_input_grad):
+        if not need or ig is None:
+            continue
+        ig = unbroadcast(np.asarray(ig), inp.shape)
+        if ig.dtype != inp.dtype:
+            ig = ig.astype(inp.dtype)
+        if _state["anomaly"]:
+            _check_finite(ig, type(ctx).__name__, "backward")
+        prev = grads.get(id(inp))
+        grads[id(inp)] = ig if prev is None else prev + ig
+    if not retain_graph:
+        ctx.__dict__.clear()  # drop saved arrays and the links to inputs: the graph is freed
+        ctx.inputs = None
+
+
+from minigrad.tensor import Tensor  # noqa: E402  (tensor.py needs Function defined first)

@@ -1,0 +1,170 @@
+"""Fused ops: one kernel call forward, one backward.
+
+Written as primitives, softmax, layer norm, GELU, cross-entropy and attention
+would each take several graph nodes, several temporaries and several passes
+over memory; here each is a single node whose kernels (minigrad/kernels) are
+tested against their NumPy twins and whose gradients pass gradcheck.
+"""
+import numpy as np
+
+from minigrad import kernels
+from minigrad.autograd import Function
+from minigrad.tensor import Tensor
+
+
+# ---- fused ops over the last axis --------------------------------------------------
+
+def _to_last(x, axis):
+    return x if axis in (-1, x.ndim - 1) else np.moveaxis(x, axis, -1)
+
+
+def _from_last(y, axis):
+    return y if axis in (-1, y.ndim - 1) else np.moveaxis(y, -1, axis)
+
+
+# d softmax = y * (d out - sum(d out * y))
+class Softmax(Function):
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        self.y = kernels.softmax_forward(_to_last(x, axis))
+        return _from_last(self.y, axis)
+
+    def backward(self, g):
+        return _from_last(kernels.softmax_backward(self.y, _to_last(g, self.axis)), self.axis)
+
+
+# d log_softmax = d out - softmax * sum(d out)
+class LogSoftmax(Function):
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        self.y = kernels.log_softmax_forward(_to_last(x, axis))
+        return _from_last(self.y, axis)
+
+    def backward(self, g):
+        return _from_last(kernels.log_softmax_backward(self.y, _to_last(g, self.axis)), self.axis)
+
+
+def softmax(x, axis=-1):
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax.apply(x, axis=axis)
+
+
+# d gelu(x) = gelu'(x) dx  (tanh approximation, as GPT-2)
+class Gelu(Function):
+    def forward(self, x):
+        self.x = x
+        return kernels.gelu_forward(x)
+
+    def backward(self, g):
+        return kernels.gelu_backward(self.x, g)
+
+
+def gelu(x):
+    return Gelu.apply(x)
+
+
+# y = (x - mean) * rstd * w + b;  dx, dw, db from the kernel
+class LayerNorm(Function):
+    def forward(self, x, weight, bias, eps=1e-5):
+        self.x, self.weight = x, weight
+        y, self.mean, self.rstd = kernels.layer_norm_forward(x, weight, bias, eps)
+        return y
+
+    def backward(self, g):
+        dx, dw, db = kernels.layer_norm_backward(g, self.x, self.weight, self.mean, self.rstd)
+        return dx, dw, db
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer norm over the last dimension (the only case a GPT needs)."""
+    normalized_shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
+    if normalized_shape != x.shape[-1:]:
+        raise ValueError(f"layer_norm: normalized_shape {normalized_shape} must be the last dim of input {x.shape}")
+    C = x.shape[-1]
+    weight = weight if weight is not None else Tensor(np.ones(C, dtype=x.dtype))
+    bias = bias if bias is not None else Tensor(np.zeros(C, dtype=x.dtype))
+    return LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+# loss = mean over kept rows of (logsumexp(z) - z[target]);  dz = (softmax(z) - onehot) / n
+class CrossEntropy(Function):
+    def forward(self, logits, targets, ignore_index=-100):
+        self.logits, self.targets, self.ignore_index = logits, targets, ignore_index
+        loss, self.lse = kernels.cross_entropy_forward(logits, targets, ignore_index)
+        return np.asarray(loss, dtype=logits.dtype)
+
+    def backward(self, g):
+        return kernels.cross_entropy_backward(self.logits, self.targets, self.lse,
+                                              self.ignore_index, float(g))
+
+
+def cross_entropy(logits, targets, ignore_index=-100):
+    """Mean cross-entropy of logits (N, C) against class ids (N,), skipping ignore_index."""
+    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if logits.ndim != 2 or t.shape != logits.shape[:1]:
+        raise ValueError(f"cross_entropy: expected logits (N, C) and targets (N,), got "
+                         f"{logits.shape} and {t.shape}")
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"cross_entropy: targets must be integer class ids, got {t.dtype}")
+    _check_ids("cross_entropy", "target", t, logits.shape[1], ignore_index)
+    return CrossEntropy.apply(logits, targets=t.astype(np.int64, copy=False), ignore_index=ignore_index)
+
+
+def _check_ids(op, what, ids, n, ignore_index=None):
+    """Name the first out-of-range id and its position, rather than fail deep in NumPy."""
+    bad = (ids < 0) | (ids >= n)
+    if ignore_index is not None:
+        bad &= ids != ignore_index
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise IndexError(f"{op}: {what} {ids[pos]} at position {pos} is out of range [0, {n})")
+
+
+# y = W[ids];  dW = scatter-add of d out into the rows named by ids
+class Embedding(Function):
+    def forward(self, weight, ids):
+        self.ids, self.num = ids, weight.shape[0]
+        return weight[ids]
+
+    def backward(self, g):
+        return kernels.embedding_backward(self.ids, g, self.num)
+
+
+def embedding(ids, weight):
+    """Rows of weight (V, C) picked by integer ids of any shape -> ids.shape + (C,)."""
+    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"embedding: ids must be integers, got {ids.dtype}")
+    _check_ids("embedding", "id", ids, weight.shape[0])
+    return Embedding.apply(weight, ids=ids.astype(np.int64, copy=False))
+
+
+# out = softmax(mask(q k^T * scale)) v;  dq, dk, dv from the kernel
+class CausalAttention(Function):
+    def forward(self, q, k, v, scale):
+        self.q, self.k, self.v, self.scale = q, k, v, scale
+        self.out, self.lse = kernels.attention_forward(q, k, v, scale)
+        return self.out
+
+    def backward(self, g):
+        return kernels.attention_backward(g, self.q, self.k, self.v, self.out, self.lse, self.scale)
+
+
+def scaled_dot_product_attention(q, k, v, is_causal=True, scale=None):
+    """Multi-head attention over q (B, H, Tq, D), k and v (B, H, Tk, D).
+
+    Causal attention is one fused kernel; with Tq < Tk the queries are the last
+    Tq positions (the key-value cache case), so query i sees keys up to Tk-Tq+i.
+    Non-causal attention is composed from primitives.
+    """
+    if q.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3] \
+            or q.shape[2] > k.shape[2]:
+        raise ValueError(f"scaled_dot_product_attention: expected q (B, H, Tq, D) and k, v (B, H, Tk, D) "
+                         f"with Tq <= Tk, got {q.shape}, {k.shape}, {v.shape}")
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    if is_causal:
+        return CausalAttention.apply(q, k, v, scale=scale)
+    return ((q @ k.transpose(-2, -1)) * scale).softmax(-1) @ v
