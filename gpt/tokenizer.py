@@ -228,17 +228,20 @@ class BPETokenizer:
 
     @classmethod
     def from_tiktoken(cls, path, pattern="cl100k", special_tokens=None):
+        """Read a tiktoken `.tiktoken` rank file; encodes by rank exactly as tiktoken."""
         from gpt import tokenizer_io
         return tokenizer_io.load_tiktoken(path, pattern, special_tokens)
 
     @classmethod
     def from_hf(cls, directory, pattern="gpt2"):
-        from gpt import tokenizer_io
-        return tokenizer_io.load_hf(directory, pattern)
+        """Read vocab.json + merges.txt (or tokenizer.json) from an HF checkpoint directory."""
+        from gpt import tokenizer_hf
+        return tokenizer_hf.load_hf(directory, pattern)
 
     def save_hf(self, directory):
-        from gpt import tokenizer_io
-        tokenizer_io.save_hf(self, directory)
+        """Write vocab.json + merges.txt that HF `tokenizers` / GPT2Tokenizer can read."""
+        from gpt import tokenizer_hf
+        tokenizer_hf.save_hf(self, directory)
 
     def __repr__(self):
         return (f"BPETokenizer(mode={self.mode!r}, vocab_size={self.vocab_size}, "

@@ -104,16 +104,16 @@ class Tensor:
             self.grad += g
 
     # ---- arithmetic (broadcasting like NumPy) -----------------------------------
-    def __add__(self, other): return _ops.Add.apply(self, _lift(other, self))
-    def __radd__(self, other): return _ops.Add.apply(_lift(other, self), self)
-    def __sub__(self, other): return _ops.Sub.apply(self, _lift(other, self))
-    def __rsub__(self, other): return _ops.Sub.apply(_lift(other, self), self)
-    def __mul__(self, other): return _ops.Mul.apply(self, _lift(other, self))
-    def __rmul__(self, other): return _ops.Mul.apply(_lift(other, self), self)
-    def __truediv__(self, other): return _ops.Div.apply(self, _lift(other, self))
-    def __rtruediv__(self, other): return _ops.Div.apply(_lift(other, self), self)
-    def __pow__(self, other): return _ops.Pow.apply(self, _lift(other, self))
-    def __rpow__(self, other): return _ops.Pow.apply(_lift(other, self), self)
+    def __add__(self, other): return _binary(_ops.Add, self, _lift(other, self))
+    def __radd__(self, other): return _binary(_ops.Add, _lift(other, self), self)
+    def __sub__(self, other): return _binary(_ops.Sub, self, _lift(other, self))
+    def __rsub__(self, other): return _binary(_ops.Sub, _lift(other, self), self)
+    def __mul__(self, other): return _binary(_ops.Mul, self, _lift(other, self))
+    def __rmul__(self, other): return _binary(_ops.Mul, _lift(other, self), self)
+    def __truediv__(self, other): return _binary(_ops.Div, self, _lift(other, self))
+    def __rtruediv__(self, other): return _binary(_ops.Div, _lift(other, self), self)
+    def __pow__(self, other): return _binary(_ops.Pow, self, _lift(other, self))
+    def __rpow__(self, other): return _binary(_ops.Pow, _lift(other, self), self)
     def __matmul__(self, other): return _F.matmul(self, _lift(other, self))
     def __rmatmul__(self, other): return _F.matmul(_lift(other, self), self)
     def __neg__(self): return _ops.Neg.apply(self)
@@ -202,6 +202,19 @@ def _lift(x, like):
         dtype = like.dtype if floating or isinstance(x, (int, bool)) else np.float32
         return Tensor._make(np.asarray(x, dtype=dtype), None)
     return Tensor._make(_as_array(x), None)
+
+
+def _binary(op, a, b):
+    """Apply a broadcasting binary op; a shape clash names the op and both shapes."""
+    try:
+        return op.apply(a, b)
+    except ValueError:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{op.__name__.lower()}: shapes {a.shape} and {b.shape} "
+                             f"cannot be broadcast together") from None
+        raise
 
 
 def _raw(x):
