@@ -1,1 +1,5 @@
 """gpt: a GPT-2 built on minigrad, with its tokenizer, optimizer, sampler and trainer."""
+from gpt.tokenizer import BPETokenizer  # noqa: E402,F401
+from gpt.char_tokenizer import CharTokenizer  # noqa: E402,F401
+from gpt.tokenizer_io import load_tokenizer  # noqa: E402,F401
+from gpt.tokenizer_errors import TokenizerError  # noqa: E402,F401

@@ -25,6 +25,7 @@ CL100K_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3
 PATTERNS = {"gpt2": GPT2_PATTERN, "cl100k": CL100K_PATTERN}  # name -> regex source
 
 _INF = float("inf")
+_NO_MERGE = (_INF, -1)  # score of a pair that is not a merge
 
 
 def resolve_pattern(pattern):
@@ -124,16 +125,21 @@ def pair_merge(ids, merges):
     """
     ids = list(ids)
     get = merges.get
-    while len(ids) > 1:
-        best, best_i = None, -1
-        for i in range(len(ids) - 1):
-            m = get((ids[i], ids[i + 1]))
-            if m is not None and (best is None or m[0] < best[0]):
-                best, best_i = m, i
-        if best is None:
+    # scores[i] is the (rank, new id) of the pair (ids[i], ids[i+1]); kept in step with ids.
+    scores = [get(pair, _NO_MERGE) for pair in zip(ids, ids[1:])]
+    while scores:
+        best = min(scores)
+        if best is _NO_MERGE or best[0] == _INF:
             break
         # Merging only the leftmost occurrence keeps overlapping runs ("aaa") exact.
-        ids[best_i:best_i + 2] = [best[1]]
+        i = scores.index(best)
+        del ids[i + 1]
+        ids[i] = best[1]
+        del scores[i]
+        if i > 0:
+            scores[i - 1] = get((ids[i - 1], ids[i]), _NO_MERGE)
+        if i < len(scores):
+            scores[i] = get((ids[i], ids[i + 1]), _NO_MERGE)
     return ids
 
 
@@ -146,19 +152,21 @@ def rank_merge(piece, ranks):
     """
     if piece in ranks:  # tiktoken's rule: a chunk that is itself a token is emitted whole
         return [ranks[piece]]
-    parts = [piece[i:i + 1] for i in range(len(piece))]
     get = ranks.get
+    n = len(piece)
+    parts = [piece[i:i + 1] for i in range(n)]
     # scores[i] is the rank of parts[i] + parts[i+1]; kept in step with parts.
-    scores = [get(parts[i] + parts[i + 1], _INF) for i in range(len(parts) - 1)]
+    scores = [get(piece[i:i + 2], _INF) for i in range(n - 1)]
     while scores:
         best = min(scores)
         if best == _INF:
             break
         i = scores.index(best)  # leftmost minimum
-        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        merged = parts[i] + parts.pop(i + 1)
+        parts[i] = merged
         del scores[i]
         if i > 0:
-            scores[i - 1] = get(parts[i - 1] + parts[i], _INF)
+            scores[i - 1] = get(parts[i - 1] + merged, _INF)
         if i < len(scores):
-            scores[i] = get(parts[i] + parts[i + 1], _INF)
+            scores[i] = get(merged + parts[i + 1], _INF)
     return [ranks[p] for p in parts]

@@ -128,11 +128,16 @@ class BPETokenizer:
         return self._pat.findall(text)
 
     def _encode_chunks(self, chunks):
-        cache, out = self._cache, []
-        for chunk in chunks:
-            ids = cache.get(chunk)
-            if ids is None:
-                ids = self._encode_chunk(chunk)
+        # Look every chunk up at C speed first; only misses run Python BPE code.
+        cache = self._cache
+        found = list(map(cache.get, chunks))  # list of (list of ids or None)
+        if None in found:
+            for i, ids in enumerate(found):
+                if ids is None:
+                    ids = cache.get(chunks[i])  # an earlier miss may have filled it
+                    found[i] = ids if ids is not None else self._encode_chunk(chunks[i])
+        out = []
+        for ids in found:
             out += ids
         return out
 
