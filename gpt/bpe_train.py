@@ -112,13 +112,14 @@ def train_merges(chunk_counts, num_merges, verbose=False, progress=None):
 
     Returns a list of ((left, right), new_id) in merge order, new ids 256, 257, ...
     Stops early when no pair occurs any more (tiny corpora).
-    progress: optional callable(done, total, pair, count) called every ~1% of merges.
+    progress: optional callable(done, total, pair, count) called every ~5% of merges;
+    verbose prints the same to stderr.
     Example: [m for m, _ in train_merges(Counter({"aaabdaaabac": 1}), 3)]
              == [(97, 97), (97, 98), (256, 257)]
     """
     state = _PairState(chunk_counts)
     merges = []
-    step = max(1, num_merges // 100)
+    step = max(1, num_merges // 20)
     start = time.perf_counter()
     for i in range(num_merges):
         best = state.pop_best()
