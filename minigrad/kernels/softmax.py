@@ -26,3 +26,135 @@ def log_softmax_forward_numpy(x):
 # log_softmax': dx = dy - exp(y) * sum(dy)
 def log_softmax_backward_numpy(y, dy):
     return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)
+
+
+# ---- Numba ---------------------------------------------------------------------------------
+# One pass per row instead of NumPy's five temporaries, rows split into blocks over threads,
+# and exp_row (vectorised) instead of libm exp. Sums accumulate in float64.
+
+from numba import njit, prange  # noqa: E402
+
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks  # noqa: E402
+
+
+def _as_rows(x):
+    """C-contiguous 2-D (rows, last axis) view of x; a copy only if x is not contiguous."""
+    x = np.ascontiguousarray(x)
+    return x.reshape(-1, x.shape[-1])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _row_max(row):
+    m = row[0]
+    for j in range(1, row.size):
+        m = max(m, row[j])
+    return m
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _softmax_fwd_kernel(x, y, bits, k):
+    n, c = x.shape
+    nblk = bits.shape[0]
+    for b in prange(nblk):
+        for i in range(b * n // nblk, (b + 1) * n // nblk):
+            row = y[i]
+            m = _row_max(x[i])
+            for j in range(c):
+                row[j] = x[i, j] - m
+            exp_row(row, bits[b], k)
+            s = 0.0
+            for j in range(c):
+                s += row[j]
+            inv = x.dtype.type(1.0 / s)
+            for j in range(c):
+                row[j] *= inv
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _softmax_bwd_kernel(y, dy, dx):
+    n, c = y.shape
+    for i in prange(n):
+        s = 0.0
+        for j in range(c):
+            s += dy[i, j] * y[i, j]
+        s_ = y.dtype.type(s)
+        for j in range(c):
+            dx[i, j] = y[i, j] * (dy[i, j] - s_)
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _log_softmax_fwd_kernel(x, y, tmp, bits, k):
+    n, c = x.shape
+    nblk = bits.shape[0]
+    for b in prange(nblk):
+        e = tmp[b]
+        for i in range(b * n // nblk, (b + 1) * n // nblk):
+            m = _row_max(x[i])
+            for j in range(c):
+                e[j] = x[i, j] - m
+                y[i, j] = e[j]
+            exp_row(e, bits[b], k)
+            s = 0.0
+            for j in range(c):
+                s += e[j]
+            log_s = x.dtype.type(np.log(s))
+            for j in range(c):
+                y[i, j] -= log_s
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _log_softmax_bwd_kernel(y, dy, dx, tmp, bits, k):
+    n, c = y.shape
+    nblk = bits.shape[0]
+    for b in prange(nblk):
+        e = tmp[b]
+        for i in range(b * n // nblk, (b + 1) * n // nblk):
+            s = 0.0
+            for j in range(c):
+                s += dy[i, j]
+                e[j] = y[i, j]
+            exp_row(e, bits[b], k)
+            s_ = y.dtype.type(s)
+            for j in range(c):
+                dx[i, j] = dy[i, j] - e[j] * s_
+
+
+def softmax_forward_numba(x):
+    if x.size == 0:
+        return softmax_forward_numpy(x)
+    x2 = _as_rows(x)
+    y = np.empty_like(x2)
+    _softmax_fwd_kernel(x2, y, exp_scratch(x2.dtype, row_blocks(len(x2)), x2.shape[1]),
+                        EXP_CONSTANTS[x2.dtype])
+    return y.reshape(x.shape)
+
+
+def softmax_backward_numba(y, dy):
+    if y.size == 0:
+        return softmax_backward_numpy(y, dy)
+    y2, dy2 = _as_rows(y), _as_rows(dy)
+    dx = np.empty_like(y2)
+    _softmax_bwd_kernel(y2, dy2, dx)
+    return dx.reshape(y.shape)
+
+
+def log_softmax_forward_numba(x):
+    if x.size == 0:
+        return log_softmax_forward_numpy(x)
+    x2 = _as_rows(x)
+    y = np.empty_like(x2)
+    nblk = row_blocks(len(x2))
+    _log_softmax_fwd_kernel(x2, y, np.empty((nblk, x2.shape[1]), x2.dtype),
+                            exp_scratch(x2.dtype, nblk, x2.shape[1]), EXP_CONSTANTS[x2.dtype])
+    return y.reshape(x.shape)
+
+
+def log_softmax_backward_numba(y, dy):
+    if y.size == 0:
+        return log_softmax_backward_numpy(y, dy)
+    y2, dy2 = _as_rows(y), _as_rows(dy)
+    dx = np.empty_like(y2)
+    nblk = row_blocks(len(y2))
+    _log_softmax_bwd_kernel(y2, dy2, dx, np.empty((nblk, y2.shape[1]), y2.dtype),
+                            exp_scratch(y2.dtype, nblk, y2.shape[1]), EXP_CONSTANTS[y2.dtype])
+    return dx.reshape(y.shape)
