@@ -43,10 +43,12 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 
 def arange(start, end=None, step=1, dtype=None):
-    """Integers by default (int64), as torch.arange with integer arguments."""
+    """int64 for integer arguments and float32 for float ones, as torch.arange."""
     if end is None:
         start, end = 0, start
     values = np.arange(start, end, step)
+    if dtype is None and np.issubdtype(values.dtype, np.floating):
+        dtype = DEFAULT_DTYPE
     return Tensor(values if dtype is None else values.astype(dtype))
 
 

@@ -44,9 +44,11 @@ def swapaxes(x, a, b):
 def expand(x, shape):
     shape = tuple(x.shape[i - len(shape) + x.ndim] if s == -1 else s for i, s in enumerate(shape))
     try:
-        np.broadcast_shapes(x.shape, shape)
+        ok = np.broadcast_shapes(x.shape, shape) == shape  # expand may only grow size-1 dims
     except ValueError:
-        raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}") from None
+        ok = False
+    if not ok:
+        raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}")
     return ops.Expand.apply(x, shape=shape)
 
 
@@ -125,6 +127,7 @@ class MatMul(Function):
         return kernels.matmul(a, b)
 
     def backward(self, g):
+        g = np.ascontiguousarray(g)  # often a read-only broadcast view (from sum)
         da = kernels.matmul(g, np.swapaxes(self.b, -1, -2)) if self.needs_input_grad[0] else None
         db = kernels.matmul(np.swapaxes(self.a, -1, -2), g) if self.needs_input_grad[1] else None
         return da, db

@@ -5,6 +5,8 @@ would each take several graph nodes, several temporaries and several passes
 over memory; here each is a single node whose kernels (minigrad/kernels) are
 tested against their NumPy twins and whose gradients pass gradcheck.
 """
+import math
+
 import numpy as np
 
 from minigrad import kernels
@@ -14,8 +16,15 @@ from minigrad.tensor import Tensor
 
 # ---- fused ops over the last axis --------------------------------------------------
 
+def _c(a):
+    """Kernels get C-contiguous arrays: upstream gradients are often broadcast views
+    (strides 0, read-only, e.g. from sum) and inputs may be transposed or sliced views.
+    Free when `a` is already contiguous."""
+    return np.ascontiguousarray(a)
+
+
 def _to_last(x, axis):
-    return x if axis in (-1, x.ndim - 1) else np.moveaxis(x, axis, -1)
+    return _c(x if axis in (-1, x.ndim - 1) else np.moveaxis(x, axis, -1))
 
 
 def _from_last(y, axis):
@@ -55,11 +64,11 @@ def log_softmax(x, axis=-1):
 # d gelu(x) = gelu'(x) dx  (tanh approximation, as GPT-2)
 class Gelu(Function):
     def forward(self, x):
-        self.x = x
-        return kernels.gelu_forward(x)
+        self.x = _c(x)
+        return kernels.gelu_forward(self.x)
 
     def backward(self, g):
-        return kernels.gelu_backward(self.x, g)
+        return kernels.gelu_backward(self.x, _c(g))
 
 
 def gelu(x):
@@ -69,12 +78,12 @@ def gelu(x):
 # y = (x - mean) * rstd * w + b;  dx, dw, db from the kernel
 class LayerNorm(Function):
     def forward(self, x, weight, bias, eps=1e-5):
-        self.x, self.weight = x, weight
-        y, self.mean, self.rstd = kernels.layer_norm_forward(x, weight, bias, eps)
+        self.x, self.weight = _c(x), _c(weight)
+        y, self.mean, self.rstd = kernels.layer_norm_forward(self.x, self.weight, _c(bias), eps)
         return y
 
     def backward(self, g):
-        dx, dw, db = kernels.layer_norm_backward(g, self.x, self.weight, self.mean, self.rstd)
+        dx, dw, db = kernels.layer_norm_backward(_c(g), self.x, self.weight, self.mean, self.rstd)
         return dx, dw, db
 
 
@@ -92,8 +101,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 # loss = mean over kept rows of (logsumexp(z) - z[target]);  dz = (softmax(z) - onehot) / n
 class CrossEntropy(Function):
     def forward(self, logits, targets, ignore_index=-100):
-        self.logits, self.targets, self.ignore_index = logits, targets, ignore_index
-        loss, self.lse = kernels.cross_entropy_forward(logits, targets, ignore_index)
+        self.logits, self.targets, self.ignore_index = _c(logits), _c(targets), ignore_index
+        loss, self.lse = kernels.cross_entropy_forward(self.logits, self.targets, ignore_index)
         return np.asarray(loss, dtype=logits.dtype)
 
     def backward(self, g):
@@ -130,7 +139,7 @@ class Embedding(Function):
         return weight[ids]
 
     def backward(self, g):
-        return kernels.embedding_backward(self.ids, g, self.num)
+        return kernels.embedding_backward(self.ids, _c(g), self.num)
 
 
 def embedding(ids, weight):
@@ -145,12 +154,12 @@ def embedding(ids, weight):
 # out = softmax(mask(q k^T * scale)) v;  dq, dk, dv from the kernel
 class CausalAttention(Function):
     def forward(self, q, k, v, scale):
-        self.q, self.k, self.v, self.scale = q, k, v, scale
-        self.out, self.lse = kernels.attention_forward(q, k, v, scale)
+        self.q, self.k, self.v, self.scale = _c(q), _c(k), _c(v), scale
+        self.out, self.lse = kernels.attention_forward(self.q, self.k, self.v, scale)
         return self.out
 
     def backward(self, g):
-        return kernels.attention_backward(g, self.q, self.k, self.v, self.out, self.lse, self.scale)
+        return kernels.attention_backward(_c(g), self.q, self.k, self.v, self.out, self.lse, self.scale)
 
 
 def scaled_dot_product_attention(q, k, v, is_causal=True, scale=None):
@@ -164,7 +173,7 @@ def scaled_dot_product_attention(q, k, v, is_causal=True, scale=None):
             or q.shape[2] > k.shape[2]:
         raise ValueError(f"scaled_dot_product_attention: expected q (B, H, Tq, D) and k, v (B, H, Tk, D) "
                          f"with Tq <= Tk, got {q.shape}, {k.shape}, {v.shape}")
-    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)  # a float: never upcasts
     if is_causal:
         return CausalAttention.apply(q, k, v, scale=scale)
     return ((q @ k.transpose(-2, -1)) * scale).softmax(-1) @ v

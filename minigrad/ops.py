@@ -134,7 +134,7 @@ class Sigmoid(Function):
 class Relu(Function):
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask
+        return np.where(self.mask, x, 0)  # not x * mask: -inf * 0 would be NaN
 
     def backward(self, g):
         return g * self.mask

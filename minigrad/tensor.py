@@ -92,7 +92,7 @@ class Tensor:
                 raise RuntimeError(f"backward: grad can be implied only for a scalar output, but this "
                                    f"tensor has shape {self.shape}; pass grad= of that shape")
             return np.ones_like(self.data)
-        grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=self.dtype)
+        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
         if grad.shape != self.shape:
             raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
         return grad
@@ -142,8 +142,8 @@ class Tensor:
     def masked_fill(self, mask, value): return _F.masked_fill(self, mask, value)
 
     # ---- reductions ----------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False): return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
+    def sum(self, axis=None, keepdims=False): return _ops.Sum.apply(self, axis=_axis_arg(axis), keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return _ops.Max.apply(self, axis=_axis_arg(axis), keepdims=keepdims)
     def min(self, axis=None, keepdims=False): return -((-self).max(axis, keepdims))
     def mean(self, axis=None, keepdims=False): return _F.mean(self, axis, keepdims)
     def var(self, axis=None, keepdims=False, correction=1): return _F.var(self, axis, keepdims, correction)
@@ -197,9 +197,11 @@ def _lift(x, like):
     dtype of the tensor it meets (float32 stays float32: no silent upcasting)."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, (int, float, bool)) and not isinstance(x, np.generic):
+    if isinstance(x, (int, float, bool, np.integer, np.floating, np.bool_)):
+        # NumPy scalars count as numbers too (np.sqrt(d) is an np.float64, not a float64 tensor)
         floating = np.issubdtype(like.dtype, np.floating)
-        dtype = like.dtype if floating or isinstance(x, (int, bool)) else np.float32
+        integral = isinstance(x, (int, bool, np.integer, np.bool_))
+        dtype = like.dtype if floating or integral else np.float32
         return Tensor._make(np.asarray(x, dtype=dtype), None)
     return Tensor._make(_as_array(x), None)
 
@@ -231,6 +233,11 @@ def _shape_arg(shape, size):
     if shape.count(-1) > 1 or (-1 not in shape and known != size) or (-1 in shape and (known == 0 or size % known)):
         raise ValueError(f"reshape: cannot view {size} elements as shape {shape}")
     return shape
+
+
+def _axis_arg(axis):
+    """NumPy reductions take an int or a tuple, not a list."""
+    return tuple(axis) if isinstance(axis, list) else axis
 
 
 def _dims_arg(dims, ndim):
