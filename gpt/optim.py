@@ -1,0 +1,189 @@
+"""AdamW (and Adam) with PyTorch's semantics, gradient clipping and the LR schedule.
+
+The update itself is one in-place kernel (minigrad.kernels.adamw_update). The
+optimizer state is plain ndarrays plus JSON-able scalars, so a trainer can save
+it as safetensors + JSON (see `flatten_state_dict`), never pickle.
+"""
+import math
+
+import numpy as np
+
+from minigrad import kernels
+
+
+class AdamW:
+    """torch.optim.AdamW: Adam with bias correction and decoupled weight decay,
+    p <- p * (1 - lr*wd) before the Adam step.
+
+    `params` is an iterable of Parameters or of dicts {"params": [...], <overrides>}
+    (param groups); a trainer may set group["lr"] between steps.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        _check_hyper(lr, betas, eps, weight_decay)
+        self.defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = [self._make_group(g) for g in groups]
+        all_params = [p for g in self.param_groups for p in g["params"]]
+        if len({id(p) for p in all_params}) != len(all_params):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+        self.state = {}  # id(param) -> {"step": int, "exp_avg": ndarray, "exp_avg_sq": ndarray}
+
+    def _make_group(self, group):
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown param group option(s) {sorted(unknown)}")
+        group = {**self.defaults, **group, "params": list(group["params"])}
+        group["betas"] = tuple(group["betas"])
+        _check_hyper(group["lr"], group["betas"], group["eps"], group["weight_decay"])
+        return group
+
+    def zero_grad(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self):
+        """One update of every parameter that has a gradient (others are skipped, as torch)."""
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state.get(id(p))
+                if state is None:
+                    state = self.state[id(p)] = {"step": 0, "exp_avg": np.zeros_like(p.data),
+                                                 "exp_avg_sq": np.zeros_like(p.data)}
+                state["step"] += 1
+                grad, decay = self._grad_and_decay(p, group)
+                kernels.adamw_update(p.data, grad, state["exp_avg"], state["exp_avg_sq"], group["lr"],
+                                     beta1, beta2, group["eps"], decay, state["step"])
+
+    def _grad_and_decay(self, p, group):
+        """AdamW decays the weights directly (decoupled), so the gradient goes in untouched."""
+        return p.grad, group["weight_decay"]
+
+    # ---- exact resume -------------------------------------------------------------------
+
+    def state_dict(self):
+        """{"state": {index: {"step", "exp_avg", "exp_avg_sq"}}, "param_groups": [...]}, with
+        parameters numbered in group order as in torch. Arrays are copies."""
+        groups, state, index = [], {}, 0
+        for group in self.param_groups:
+            ids = list(range(index, index + len(group["params"])))
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "betas": list(group["betas"]), "params": ids})
+            for i, p in zip(ids, group["params"]):
+                if id(p) in self.state:
+                    s = self.state[id(p)]
+                    state[i] = {"step": s["step"], "exp_avg": s["exp_avg"].copy(),
+                                "exp_avg_sq": s["exp_avg_sq"].copy()}
+            index += len(ids)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and moments; groups must have the same sizes as now."""
+        groups = state_dict["param_groups"]
+        sizes = [len(g["params"]) for g in self.param_groups]
+        if [len(g["params"]) for g in groups] != sizes:
+            raise ValueError(f"load_state_dict: saved param group sizes "
+                             f"{[len(g['params']) for g in groups]} != this optimizer's {sizes}")
+        params = [p for g in self.param_groups for p in g["params"]]
+        for group, saved in zip(self.param_groups, groups):
+            for key in self.defaults:
+                group[key] = tuple(saved[key]) if key == "betas" else saved[key]
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            for key in ("exp_avg", "exp_avg_sq"):
+                if np.shape(s[key]) != p.shape:
+                    raise ValueError(f"load_state_dict: state {i} {key} has shape {np.shape(s[key])} "
+                                     f"but the parameter has shape {p.shape}")
+            self.state[id(p)] = {"step": int(s["step"]),
+                                 "exp_avg": np.array(s["exp_avg"], dtype=p.dtype),
+                                 "exp_avg_sq": np.array(s["exp_avg_sq"], dtype=p.dtype)}
+
+
+class Adam(AdamW):
+    """Adam: weight_decay defaults to 0. A non-zero weight_decay is torch.optim.Adam's
+    L2 penalty (wd * p added to the gradient, so it passes through the moments),
+    not AdamW's decoupled decay."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _grad_and_decay(self, p, group):
+        wd = group["weight_decay"]
+        return (p.grad + wd * p.data if wd else p.grad), 0.0
+
+
+def _check_hyper(lr, betas, eps, weight_decay):
+    if not lr >= 0:
+        raise ValueError(f"invalid learning rate lr={lr!r}: must be >= 0")
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"invalid betas={tuple(betas)!r}: need two values in [0, 1)")
+    if not eps >= 0:
+        raise ValueError(f"invalid eps={eps!r}: must be >= 0")
+    if not weight_decay >= 0:
+        raise ValueError(f"invalid weight_decay={weight_decay!r}: must be >= 0")
+
+
+def param_groups(model, weight_decay):
+    """nanoGPT's split: decay every tensor with ndim >= 2 (matmul weights, embeddings),
+    not biases or LayerNorm gains, whose decay only hurts."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def flatten_state_dict(state_dict):
+    """Split an optimizer state_dict into (arrays, meta): arrays {"state.<i>.exp_avg": ndarray,
+    ...} for safetensors and meta (steps and param groups) for JSON. Inverse: unflatten."""
+    arrays, steps = {}, {}
+    for i, s in state_dict["state"].items():
+        arrays[f"state.{i}.exp_avg"] = s["exp_avg"]
+        arrays[f"state.{i}.exp_avg_sq"] = s["exp_avg_sq"]
+        steps[str(i)] = int(s["step"])
+    return arrays, {"steps": steps, "param_groups": state_dict["param_groups"]}
+
+
+def unflatten_state_dict(arrays, meta):
+    state = {int(i): {"step": step, "exp_avg": arrays[f"state.{i}.exp_avg"],
+                      "exp_avg_sq": arrays[f"state.{i}.exp_avg_sq"]} for i, step in meta["steps"].items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def clip_grad_norm_(params, max_norm):
+    """Scale all gradients together so their global L2 norm is at most max_norm, as
+    torch.nn.utils.clip_grad_norm_: factor max_norm / (norm + 1e-6) when norm > max_norm.
+    Returns the norm before clipping, as a float (inf or nan are returned, not raised)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g *= g.dtype.type(coef)
+    return total
+
+
+def get_lr(it, lr, min_lr, warmup_iters, max_iters):
+    """nanoGPT's schedule, for iteration `it` counted from 0:
+      it <  warmup_iters:  lr * (it + 1) / (warmup_iters + 1)            (linear warmup)
+      it >  max_iters:     min_lr
+      otherwise:           min_lr + 0.5 * (1 + cos(pi * r)) * (lr - min_lr),
+                           r = (it - warmup_iters) / (max_iters - warmup_iters)   (cosine decay)
+    """
+    if warmup_iters < 0 or max_iters < warmup_iters:
+        raise ValueError(f"get_lr: need 0 <= warmup_iters <= max_iters, got warmup_iters={warmup_iters}, "
+                         f"max_iters={max_iters}")
+    if it < warmup_iters:
+        return lr * (it + 1) / (warmup_iters + 1)
+    if it > max_iters or max_iters == warmup_iters:
+        return min_lr
+    ratio = (it - warmup_iters) / (max_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
