@@ -4,3 +4,4 @@ from gpt.char_tokenizer import CharTokenizer  # noqa: E402,F401
 from gpt.tokenizer_io import load_tokenizer  # noqa: E402,F401
 from gpt.tokenizer_errors import TokenizerError  # noqa: E402,F401
 from gpt.model import GPT, GPTConfig  # noqa: E402,F401
+from gpt.sample import generate, generate_stream, stream  # noqa: E402,F401
