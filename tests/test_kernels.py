@@ -210,6 +210,7 @@ def assert_close(got, want, tol, what=""):
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape, (what, got.shape, want.shape)
     scale = float(np.nanmax(np.abs(want))) if want.size and not np.isnan(want).all() else 1.0
+    scale = scale or 1.0          # an all-zero reference (e.g. dx of a 1-wide layer norm)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol_rel * scale, err_msg=what)
 
 

@@ -29,3 +29,88 @@ def layer_norm_backward_numpy(dy, x, weight, mean, rstd):
     dweight = (dy * xhat).reshape(-1, C).sum(axis=0)
     dbias = dy.reshape(-1, C).sum(axis=0)
     return dx, dweight, dbias
+
+
+# ---- Numba ---------------------------------------------------------------------------------
+# Forward and dx: one thread-parallel pass per row, statistics accumulated in float64.
+# dweight/dbias: each row block sums into its own float64 partial row (no races), and
+# the few partials are added up at the end.
+
+from numba import njit, prange  # noqa: E402
+
+from .common import FASTMATH, row_blocks  # noqa: E402
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _ln_fwd_kernel(x, w, b, eps, y, mean, rstd):
+    n, c = x.shape
+    for i in prange(n):
+        s = 0.0
+        for j in range(c):
+            s += x[i, j]
+        mu = s / c
+        ss = 0.0
+        for j in range(c):
+            d = x[i, j] - mu
+            ss += d * d
+        r = 1.0 / np.sqrt(ss / c + eps)
+        mean[i] = mu
+        rstd[i] = r
+        mu_, r_ = x.dtype.type(mu), x.dtype.type(r)
+        for j in range(c):
+            y[i, j] = (x[i, j] - mu_) * r_ * w[j] + b[j]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _ln_bwd_kernel(dy, x, w, mean, rstd, dx, dw_part, db_part):
+    n, c = x.shape
+    nblk = dw_part.shape[0]
+    for blk in prange(nblk):
+        for i in range(blk * n // nblk, (blk + 1) * n // nblk):
+            mu, r = mean[i], rstd[i]
+            sg = 0.0
+            sgx = 0.0
+            for j in range(c):
+                xhat = (x[i, j] - mu) * r
+                g = dy[i, j] * w[j]
+                sg += g
+                sgx += g * xhat
+                dw_part[blk, j] += dy[i, j] * xhat
+                db_part[blk, j] += dy[i, j]
+            mg, mgx = x.dtype.type(sg / c), x.dtype.type(sgx / c)
+            for j in range(c):
+                xhat = (x[i, j] - mu) * r
+                dx[i, j] = r * (dy[i, j] * w[j] - mg - xhat * mgx)
+
+
+def layer_norm_forward_numba(x, weight, bias, eps):
+    if x.size == 0:
+        return layer_norm_forward_numpy(x, weight, bias, eps)
+    C = x.shape[-1]
+    x2 = np.ascontiguousarray(x).reshape(-1, C)
+    # Missing affine parameters become 1 and 0: exact, and one compiled kernel serves all.
+    w = np.ones(C, x.dtype) if weight is None else np.ascontiguousarray(weight)
+    b = np.zeros(C, x.dtype) if bias is None else np.ascontiguousarray(bias)
+    y = np.empty_like(x2)
+    mean = np.empty(len(x2), x.dtype)
+    rstd = np.empty(len(x2), x.dtype)
+    _ln_fwd_kernel(x2, w, b, float(eps), y, mean, rstd)
+    return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
+
+
+def layer_norm_backward_numba(dy, x, weight, mean, rstd):
+    if x.size == 0:
+        return layer_norm_backward_numpy(dy, x, weight, mean, rstd)
+    C = x.shape[-1]
+    x2 = np.ascontiguousarray(x).reshape(-1, C)
+    dy2 = np.ascontiguousarray(dy).reshape(-1, C)
+    w = np.ones(C, x.dtype) if weight is None else np.ascontiguousarray(weight)
+    nblk = row_blocks(len(x2), min_rows=32)
+    dw_part = np.zeros((nblk, C))
+    db_part = np.zeros((nblk, C))
+    dx = np.empty_like(x2)
+    _ln_bwd_kernel(dy2, x2, w, np.ascontiguousarray(mean).reshape(-1),
+                   np.ascontiguousarray(rstd).reshape(-1), dx, dw_part, db_part)
+    if weight is None:
+        return dx.reshape(x.shape), None, None
+    return dx.reshape(x.shape), dw_part.sum(axis=0).astype(x.dtype), db_part.sum(axis=0).astype(x.dtype)
