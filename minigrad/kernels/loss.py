@@ -36,3 +36,87 @@ def cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss):
     dlogits *= scale
     dlogits[~valid] = 0
     return dlogits
+
+
+# ---- Numba ---------------------------------------------------------------------------------
+# Row-parallel: each row's max, sum of exps (vectorised exp) and picked logit in one sweep;
+# per-row losses are summed afterwards in float64. Targets are range-checked in Python first,
+# so the kernels never index out of bounds.
+
+from numba import njit, prange  # noqa: E402
+
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks  # noqa: E402
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _ce_fwd_kernel(logits, targets, ignore_index, lse, row_loss, tmp, bits, k):
+    n, V = logits.shape
+    nblk = tmp.shape[0]
+    for blk in prange(nblk):
+        e = tmp[blk]
+        for i in range(blk * n // nblk, (blk + 1) * n // nblk):
+            m = logits[i, 0]
+            for j in range(1, V):
+                m = max(m, logits[i, j])
+            for j in range(V):
+                e[j] = logits[i, j] - m
+            exp_row(e, bits[blk], k)
+            s = 0.0
+            for j in range(V):
+                s += e[j]
+            lse[i] = m + np.log(s)
+            t = targets[i]
+            row_loss[i] = 0.0 if t == ignore_index else lse[i] - logits[i, t]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _ce_bwd_kernel(logits, targets, lse, ignore_index, scale, dlogits, bits, k):
+    n, V = logits.shape
+    nblk = bits.shape[0]
+    zero = logits.dtype.type(0)
+    for blk in prange(nblk):
+        for i in range(blk * n // nblk, (blk + 1) * n // nblk):
+            row = dlogits[i]
+            t = targets[i]
+            if t == ignore_index:
+                for j in range(V):
+                    row[j] = zero
+                continue
+            for j in range(V):
+                row[j] = logits[i, j] - lse[i]
+            exp_row(row, bits[blk], k)
+            for j in range(V):
+                row[j] *= scale
+            row[t] -= scale
+
+
+def cross_entropy_forward_numba(logits, targets, ignore_index):
+    N, V = logits.shape
+    if N == 0 or V == 0:
+        return cross_entropy_forward_numpy(logits, targets, ignore_index)
+    _check_targets(targets, V, ignore_index)
+    logits = np.ascontiguousarray(logits)
+    targets = np.ascontiguousarray(targets, dtype=np.int64)
+    lse = np.empty(N, logits.dtype)
+    row_loss = np.empty(N)          # float64
+    nblk = row_blocks(N)
+    _ce_fwd_kernel(logits, targets, int(ignore_index), lse, row_loss, np.empty((nblk, V), logits.dtype),
+                   exp_scratch(logits.dtype, nblk, V), EXP_CONSTANTS[logits.dtype])
+    n_valid = int(np.count_nonzero(targets != ignore_index))
+    loss = row_loss.sum() / n_valid if n_valid else np.nan
+    return np.asarray(loss, dtype=logits.dtype), lse
+
+
+def cross_entropy_backward_numba(logits, targets, lse, ignore_index, dloss):
+    N, V = logits.shape
+    if N == 0 or V == 0:
+        return cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss)
+    _check_targets(targets, V, ignore_index)
+    logits = np.ascontiguousarray(logits)
+    targets = np.ascontiguousarray(targets, dtype=np.int64)
+    n_valid = int(np.count_nonzero(targets != ignore_index))
+    scale = logits.dtype.type(float(dloss) / n_valid if n_valid else 0.0)
+    dlogits = np.empty_like(logits)
+    _ce_bwd_kernel(logits, targets, np.ascontiguousarray(lse), int(ignore_index), scale, dlogits,
+                   exp_scratch(logits.dtype, row_blocks(N), V), EXP_CONSTANTS[logits.dtype])
+    return dlogits
