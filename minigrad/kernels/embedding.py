@@ -14,3 +14,29 @@ def embedding_backward_numpy(ids, dy, num_embeddings):
     dweight = np.zeros((num_embeddings, C), dtype=dy.dtype)
     np.add.at(dweight, ids.reshape(-1), dy.reshape(-1, C))
     return dweight
+
+
+# ---- Numba ---------------------------------------------------------------------------------
+# A plain serial loop: rows of the gradient may repeat, so threads would race; the loop is
+# memory-bound and already far cheaper than np.add.at. Ids are range-checked in Python first.
+
+from numba import njit  # noqa: E402
+
+
+@njit(cache=True)
+def _embedding_bwd_kernel(ids, dy, dweight):
+    C = dy.shape[1]
+    for n in range(ids.size):
+        row = ids[n]
+        for c in range(C):
+            dweight[row, c] += dy[n, c]
+
+
+def embedding_backward_numba(ids, dy, num_embeddings):
+    _check_ids(ids, num_embeddings)
+    C = dy.shape[-1]
+    dweight = np.zeros((num_embeddings, C), dtype=dy.dtype)
+    if ids.size:
+        _embedding_bwd_kernel(np.ascontiguousarray(ids, dtype=np.int64).reshape(-1),
+                              np.ascontiguousarray(dy).reshape(-1, C), dweight)
+    return dweight
