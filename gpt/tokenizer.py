@@ -8,6 +8,8 @@ A tokenizer runs in one of two modes (see gpt/bpe.py for the two merge rules):
 Each distinct pre-token chunk is encoded once and kept in a cache (str -> ids), so
 repeated words cost one dict lookup. File formats live in gpt/tokenizer_io.py.
 """
+import sys
+
 import regex
 
 from gpt import bpe
@@ -85,6 +87,9 @@ class BPETokenizer:
         chunks = count_chunks(texts, compiled, _alternation(specials))
         if not chunks:
             raise TokenizerError("training text is empty (no pre-token chunks found)")
+        if verbose:
+            print(f"bpe train: {len(chunks)} distinct chunks, {sum(chunks.values())} in all; "
+                  f"learning {num_merges} merges", file=sys.stderr)
         merges = train_merges(chunks, num_merges, verbose=verbose, progress=progress)
         vocab = {b: bytes([b]) for b in range(256)}
         for (a, b), new in merges:
