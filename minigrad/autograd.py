@@ -111,12 +111,17 @@ def backward(root, grad, retain_graph=False):
 
 def _topo_order(root):
     """Tensors in an order where each comes after everything it was computed from."""
-    order, seen, stack = [], {id(root)}, [(root, False)]
+    order, seen, stack = [], set(), [(root, False)]
     while stack:  # iterative DFS: deep graphs must not hit Python's recursion limit
         t, expanded = stack.pop()
         if expanded:
             order.append(t)
             continue
+        # Mark a tensor when it is expanded, not when pushed: a tensor reached by two paths
+        # (a residual x + f(x)) must come after ALL its consumers in the reversed order.
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
         stack.append((t, True))
         ctx = t._ctx
         if ctx is None:
@@ -126,7 +131,6 @@ def _topo_order(root):
                                "were freed (pass retain_graph=True to the first backward)")
         for p in ctx.inputs:
             if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
                 stack.append((p, False))
     return order
 
