@@ -69,6 +69,7 @@ class BPETokenizer:
         self._specials = dict(special_tokens)                               # str -> int
         self._decoder = dict(self._vocab)                                   # int -> bytes
         self._decoder.update({i: s.encode("utf-8") for s, i in self._specials.items()})
+        self._vocab_size = max(self._decoder) + 1
 
     def train(self, texts, vocab_size, pattern=None, special_tokens=None, verbose=False, progress=None):
         """Learn merges from a str or an iterable of str; returns self.
@@ -79,6 +80,8 @@ class BPETokenizer:
         """
         pattern = self.pattern if pattern is None else pattern
         specials = list(self._specials) if special_tokens is None else list(special_tokens)
+        if not isinstance(vocab_size, int):
+            raise TokenizerError(f"vocab_size must be an int, got {vocab_size!r}")
         num_merges = vocab_size - 256 - len(specials)
         if num_merges < 0:
             raise TokenizerError(f"vocab_size {vocab_size} is smaller than 256 bytes + "
@@ -101,7 +104,7 @@ class BPETokenizer:
     @property
     def vocab_size(self):
         """Size an embedding table needs: the largest id + 1 (as tiktoken's n_vocab)."""
-        return max(self._decoder) + 1
+        return self._vocab_size
 
     @property
     def special_tokens(self):
