@@ -81,6 +81,8 @@ ROWS = [
     R("rdiv", [(2, 3)], lambda a: 1 / a, low=0.5),
     R("neg", [(2, 3)], lambda a: -a),
     R("used_twice", [(3,)], lambda a: a * a + a),
+    R("reused_deeper", [(3,)], lambda a: a + (a * 2).exp()),      # a is reached first from the root
+    R("diamond", [(2, 3)], lambda a: a * a.tanh() + a.sigmoid() * (a.exp() + a)),
     # ---- elementwise unary -------------------------------------------------------------
     R("exp", [(3, 4)], lambda a: a.exp()),
     R("log", [(3, 4)], lambda a: a.log(), low=0.2),
