@@ -1,6 +1,20 @@
-"""The `gpt` command: one subcommand per job (tokenizer, train, sample, eval)."""
+"""The `gpt` command: one subcommand per job (tokenizer, train, sample, eval).
+
+    gpt train                                   # the default preset on CPython's own docs
+    gpt train --preset shakespeare-char --data input.txt --out runs/shakespeare
+    gpt train --resume --out runs/shakespeare --max-iters 4000
+    gpt sample --ckpt runs/shakespeare --prompt "ROMEO:" --stream
+    gpt eval --ckpt runs/shakespeare --data heldout.txt
+
+Errors in the user's input (data, flags, checkpoints) print one `error: ...` line
+and exit with status 2; a non-finite loss exits 1; Ctrl-C saves and exits 130.
+"""
 import argparse
+import codecs
+import math
 import sys
+
+import numpy as np
 
 
 def build_parser():
@@ -8,7 +22,189 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     from gpt import tokenizer_cli
     tokenizer_cli.add_subcommand(sub)
+    _add_train(sub)
+    _add_sample(sub)
+    _add_eval(sub)
     return parser
+
+
+def _add_train(sub):
+    from gpt.config import add_flags
+    p = sub.add_parser("train", help="train a GPT (a bare `gpt train` runs a ~3 minute demo)",
+                       description="Train a GPT. Values come from the dataclass defaults, then "
+                                   "--preset, then the flags you type.")
+    add_flags(p)
+    p.set_defaults(func=_guarded(cmd_train))
+
+
+def _add_sample(sub):
+    p = sub.add_parser("sample", help="generate text from a checkpoint")
+    p.add_argument("--ckpt", required=True, help="checkpoint folder or run folder")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
+    prompt.add_argument("--prompt-file", default=None, help="read the prompt from this UTF-8 file")
+    p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate (default: 300)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, e.g. 0.9")
+    p.add_argument("--num-samples", type=int, default=1, help="independent samples (default: 1)")
+    p.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
+    p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    p.set_defaults(func=_guarded(cmd_sample))
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="loss, perplexity and bits per byte of a checkpoint on a text")
+    p.add_argument("--ckpt", required=True, help="checkpoint folder or run folder")
+    p.add_argument("--data", required=True, help="UTF-8 text file or folder of .txt files")
+    p.add_argument("--stride", type=int, default=None,
+                   help="window step in tokens (default: block_size, non-overlapping windows); "
+                        "smaller scores each token with more context, and costs more")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per forward (default: 8)")
+    p.add_argument("--errors", choices=("strict", "replace"), default=None,
+                   help="invalid UTF-8 handling (default: the training run's)")
+    p.set_defaults(func=_guarded(cmd_eval))
+
+
+def _guarded(command):
+    """Our clear errors become one line on stderr and a non-zero status, never a traceback."""
+    from gpt.checkpoint import CheckpointError
+    from gpt.config import ConfigError
+    from gpt.data import DataError
+    from gpt.tokenizer_errors import TokenizerError
+    from gpt.train import NonFiniteLossError
+
+    def run(args):
+        try:
+            return command(args)
+        except NonFiniteLossError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except (DataError, ConfigError, CheckpointError, TokenizerError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
+    return run
+
+
+# ---- train -------------------------------------------------------------------------------
+
+def cmd_train(args):
+    from gpt.config import build_config, explicit_flags
+    from gpt.train import Trainer
+    explicit = explicit_flags(args)
+    if explicit.get("resume") and not explicit.get("out"):
+        from gpt.config import ConfigError
+        raise ConfigError("--resume needs --out, the run folder to continue")
+    cfg = build_config(dict(explicit))
+    Trainer(cfg, explicit=explicit).setup().run()
+    return 0
+
+
+# ---- sample ------------------------------------------------------------------------------
+
+def _prompt_ids(args, tokenizer):
+    if args.prompt_file:
+        from gpt.data import _decode
+        text = _decode(args.prompt_file, "strict")
+    else:
+        text = args.prompt if args.prompt is not None else "\n"
+    try:
+        ids = tokenizer.encode(text)
+    except Exception as e:  # noqa: BLE001  (TokenizerError, with the offending character)
+        from gpt.data import DataError
+        raise DataError(f"cannot encode the prompt with this checkpoint's tokenizer: {e}") from None
+    return ids or [0]
+
+
+def cmd_sample(args):
+    from gpt import checkpoint
+    from gpt.sample import generate, stream
+    if args.max_new_tokens < 0 or args.num_samples < 1:
+        from gpt.config import ConfigError
+        raise ConfigError("--max-new-tokens must be >= 0 and --num-samples >= 1")
+    model, tokenizer, _ = checkpoint.load(args.ckpt)
+    ids = _prompt_ids(args, tokenizer)
+    kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    for n in range(args.num_samples):
+        seed = None if args.seed is None else args.seed + n
+        if n:
+            print("\n" + "-" * 40)
+        if args.stream:
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            sys.stdout.write(tokenizer.decode(ids))
+            for token in stream(model, ids, args.max_new_tokens, seed=seed, **kw):
+                sys.stdout.write(decoder.decode(tokenizer.token_to_bytes(token)))
+                sys.stdout.flush()
+            sys.stdout.write(decoder.decode(b"", final=True) + "\n")
+        else:
+            row = generate(model, ids, args.max_new_tokens, seed=seed, **kw)[0]
+            print(tokenizer.decode(row))
+    return 0
+
+
+# ---- eval --------------------------------------------------------------------------------
+
+def windows(n_tokens, block_size, stride):
+    """(begin, end, n_scored) of each window over ids[0:n]: inputs ids[begin:end], targets
+    ids[begin+1:end+1], of which the last n_scored are scored. Every target once, and with
+    stride < block_size each one after the first window sees >= block_size - stride context."""
+    out, scored_to = [], 0  # targets ids[1:scored_to+1] are already scored
+    for begin in range(0, n_tokens - 1, stride):
+        end = min(begin + block_size, n_tokens - 1)
+        out.append((begin, end, end - max(scored_to, begin)))
+        scored_to = end
+        if end == n_tokens - 1:
+            break
+    return out
+
+
+def score_tokens(model, ids, block_size, stride, batch_size):
+    """Total next-token negative log-likelihood (nats) of ids[1:] under model."""
+    import minigrad
+    model.eval()
+    total, wins = 0.0, windows(len(ids), block_size, stride)
+    groups = {}
+    for w in wins:  # windows of one length share a batch
+        groups.setdefault(w[1] - w[0], []).append(w)
+    with minigrad.no_grad():
+        for length, ws in groups.items():
+            for i in range(0, len(ws), batch_size):
+                chunk = ws[i:i + batch_size]
+                x = np.stack([ids[b:e] for b, e, _ in chunk]).astype(np.int64)
+                y = np.stack([ids[b + 1:e + 1] for b, e, _ in chunk]).astype(np.int64)
+                logits = model(x)[0].data.astype(np.float64)  # (B, T, V)
+                m = logits.max(-1, keepdims=True)
+                lse = (m + np.log(np.exp(logits - m).sum(-1, keepdims=True)))[..., 0]
+                nll = lse - np.take_along_axis(logits, y[..., None], -1)[..., 0]  # (B, T)
+                total += sum(float(nll[j, length - k:].sum()) for j, (_, _, k) in enumerate(chunk))
+    return total
+
+
+def cmd_eval(args):
+    from gpt import checkpoint, data
+    from gpt.config import ConfigError, TrainConfig
+    model, tokenizer, state = checkpoint.load(args.ckpt)
+    dcfg = TrainConfig.from_dict(state["config"]).data  # clean the text as training did
+    dcfg.data = args.data
+    dcfg.errors = args.errors or dcfg.errors
+    text, report = data.load_text(dcfg)
+    ids = np.asarray(data.encode(tokenizer, text, "evaluation text"), dtype=np.int64)
+    T = model.config.block_size
+    stride = args.stride or T
+    if not 0 < stride <= T or args.batch_size < 1:
+        raise ConfigError(f"--stride must be in [1, block_size={T}] and --batch-size >= 1")
+    if len(ids) < 2:
+        raise data.DataError(f"{args.data} has {len(ids)} tokens; evaluation needs at least 2")
+    nats = score_tokens(model, ids, T, stride, args.batch_size)
+    n_bytes = sum(len(tokenizer.token_to_bytes(int(t))) for t in ids[1:])
+    loss = nats / (len(ids) - 1)
+    print(f"text: {', '.join(report['sources'][:3])} ({report['chars']:,} chars, {len(ids):,} tokens, "
+          f"{n_bytes:,} scored bytes); windows of {T} tokens, stride {stride}")
+    print(f"loss {loss:.4f} nats/token | perplexity {math.exp(min(loss, 700)):.3f} | "
+          f"bits per byte {nats / math.log(2) / n_bytes:.4f}")
+    return 0
 
 
 def main(argv=None):

@@ -1,0 +1,213 @@
+"""Training configuration: dataclasses, presets, and the argparse flags generated from them.
+
+Every field of the four dataclasses below is one `gpt train` flag (`n_layer` ->
+`--n-layer`; a bool `x` -> `--x/--no-x`), with its type, default and help text
+taken from the field itself, so the flags cannot drift from the config. A run
+builds its config in three layers: dataclass defaults, then the preset, then
+the flags the user actually typed (argparse defaults are SUPPRESSed so an
+untyped flag never overrides a preset).
+"""
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A config value that is well-typed but unusable (e.g. n_embd not divisible by n_head)."""
+
+
+def opt(default, help, choices=None):
+    """A dataclass field whose help text (the comment) and choices feed the CLI."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class DataConfig:
+    data: typing.Optional[str] = opt(None, "UTF-8 text file or folder of .txt files "
+                                           "(default: CPython's bundled pydoc topics, no download)")
+    tokenizer: str = opt("char", "'char', 'bpe' (trained on the train split) or a saved tokenizer file")
+    vocab_size: int = opt(512, "BPE vocabulary size, used with --tokenizer bpe")
+    val_fraction: float = opt(0.1, "fraction of the text (its tail) held out for validation")
+    normalize_newlines: bool = opt(True, "turn \\r\\n and \\r into \\n")
+    nfc: bool = opt(True, "Unicode NFC normalisation (composed accents, one code point each)")
+    keep_control: bool = opt(False, "keep control characters other than \\n and \\t")
+    dedup_lines: bool = opt(False, "drop exact repeats of non-blank lines (first copy kept)")
+    errors: str = opt("strict", "invalid UTF-8: 'strict' stops with the byte offset, "
+                                "'replace' substitutes U+FFFD", choices=("strict", "replace"))
+
+
+@dataclass
+class ModelConfig:
+    n_layer: int = opt(4, "transformer blocks")
+    n_head: int = opt(4, "attention heads per block (must divide n_embd)")
+    n_embd: int = opt(128, "embedding width")
+    block_size: int = opt(128, "context length in tokens")
+    dropout: float = opt(0.0, "dropout probability (0 for small data and short runs)")
+    bias: bool = opt(False, "biases in Linear and LayerNorm layers (GPT-2 has them)")
+
+
+@dataclass
+class OptimConfig:
+    batch_size: int = opt(16, "sequences per step")
+    max_iters: int = opt(1500, "optimizer steps in the whole run")
+    lr: float = opt(1e-3, "peak learning rate (after warm-up)")
+    min_lr: float = opt(1e-4, "learning rate at the end of the cosine decay")
+    warmup_iters: int = opt(100, "linear warm-up steps")
+    lr_decay_iters: typing.Optional[int] = opt(None, "steps of cosine decay (default: max_iters)")
+    weight_decay: float = opt(0.1, "AdamW weight decay, on 2-D tensors only")
+    beta1: float = opt(0.9, "AdamW beta1")
+    beta2: float = opt(0.99, "AdamW beta2 (0.99: small batches are noisy)")
+    grad_clip: float = opt(1.0, "clip the global gradient norm to this (0 = off)")
+
+
+@dataclass
+class RunConfig:
+    preset: str = opt("default", "starting values for every other flag; typed flags override",
+                      choices=("default", "shakespeare-char", "tiny"))
+    eval_interval: int = opt(250, "evaluate train/val loss every this many steps (and at the end)")
+    eval_iters: int = opt(20, "batches per split in each evaluation")
+    log_interval: int = opt(25, "steps between progress lines when stdout is not a terminal")
+    seed: int = opt(1337, "seeds weight init, dropout and batch sampling")
+    threads: typing.Optional[int] = opt(None, "compute threads (default: all cores)")
+    out: typing.Optional[str] = opt(None, "run folder (default: runs/<preset>-<time>)")
+    resume: bool = opt(False, "continue the run in --out from its checkpoint")
+    init_from: typing.Optional[str] = opt(None, "fine-tune from this checkpoint: its model and "
+                                                "tokenizer, a fresh optimizer")
+    sample_tokens: int = opt(300, "tokens to sample and print when training ends (0 = none)")
+
+
+GROUPS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of to_dict; unknown keys (from a newer version) are an error, missing ones default."""
+        cfg = cls()
+        for group, values in d.items():
+            if group not in GROUPS:
+                raise ConfigError(f"unknown config section {group!r}")
+            apply_overrides(cfg, {f"{k}": v for k, v in values.items()})
+        return cfg
+
+
+# Presets: flat field -> value. "default" is what a bare `gpt train` runs (the defaults above:
+# char-level, 4 x 128, block 128, ~2.5 minutes on 2 cores). "shakespeare-char" is nanoGPT's
+# CPU recipe; its evaluation is lighter than nanoGPT's 200 batches every 250 steps so that
+# evaluation stays under ~10% of the run (the benchmark measures the final val loss on 200).
+PRESETS = {
+    "default": {},
+    "shakespeare-char": dict(tokenizer="char", n_layer=4, n_head=4, n_embd=128, block_size=64,
+                             dropout=0.0, bias=False, batch_size=12, max_iters=2000, lr=1e-3,
+                             min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9,
+                             beta2=0.99, grad_clip=1.0, eval_interval=500, eval_iters=50),
+    # A seconds-long smoke run (tests, CI).
+    "tiny": dict(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=4, max_iters=20,
+                 warmup_iters=2, eval_interval=10, eval_iters=2, sample_tokens=20),
+}
+
+
+def field_index():
+    """Flat field name -> (group name, dataclasses.Field, resolved type)."""
+    index = {}
+    for group, cls in GROUPS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            assert f.name not in index, f"duplicate config field {f.name}"
+            index[f.name] = (group, f, hints[f.name])
+    return index
+
+
+def _base_type(tp):
+    """int for Optional[int], etc."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) is typing.Union else tp
+
+
+def apply_overrides(cfg, values):
+    """Set flat field -> value on cfg, checking names and types."""
+    index = field_index()
+    for name, value in values.items():
+        if name not in index:
+            raise ConfigError(f"unknown config field {name!r}")
+        group, f, tp = index[name]
+        base = _base_type(tp)
+        if value is not None or base is tp:
+            ok = isinstance(value, base) and not (base is int and isinstance(value, bool))
+            if base is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if not ok:
+                raise ConfigError(f"{name} must be {base.__name__}, got {value!r}")
+        setattr(getattr(cfg, group), name, value)
+    return cfg
+
+
+def add_flags(parser):
+    """One flag per field, in an argument group per dataclass; defaults SUPPRESSed."""
+    for group, cls in GROUPS.items():
+        arg_group = parser.add_argument_group(f"{group} options")
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            _add_flag(arg_group, f, _base_type(hints[f.name]))
+
+
+def _add_flag(arg_group, f, base):
+    flag = "--" + f.name.replace("_", "-")
+    help_text = f.metadata["help"]
+    if "default:" not in help_text:
+        help_text += f" (default: {f.default})"
+    kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
+    if base is bool:
+        arg_group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+    else:
+        arg_group.add_argument(flag, type=base, choices=f.metadata["choices"], **kwargs)
+
+
+def explicit_flags(args):
+    """The flat field -> value pairs the user typed (argparse SUPPRESSes the rest)."""
+    names = field_index()
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def build_config(explicit, base=None):
+    """Defaults (or a saved run's config), then the preset (fresh runs only), then typed flags."""
+    cfg = base if base is not None else TrainConfig()
+    if base is None:
+        preset = explicit.get("preset", cfg.run.preset)
+        apply_overrides(cfg, dict(PRESETS[preset], preset=preset))
+    apply_overrides(cfg, explicit)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg):
+    m, o, d, r = cfg.model, cfg.optim, cfg.data, cfg.run
+    checks = [
+        (m.n_embd % m.n_head == 0, f"n_embd ({m.n_embd}) must be divisible by n_head ({m.n_head})"),
+        (min(m.n_layer, m.n_head, m.n_embd, m.block_size) > 0, "model sizes must be positive"),
+        (0 <= m.dropout < 1, f"dropout must be in [0, 1), got {m.dropout}"),
+        (0 < d.val_fraction < 1, f"val_fraction must be in (0, 1), got {d.val_fraction}"),
+        (d.vocab_size >= 257, f"vocab_size must be at least 257 (256 bytes + 1), got {d.vocab_size}"),
+        (o.batch_size > 0 and o.max_iters >= 0, "batch_size must be > 0 and max_iters >= 0"),
+        (o.lr > 0 and o.min_lr >= 0, "lr must be > 0 and min_lr >= 0"),
+        (o.warmup_iters >= 0 and o.grad_clip >= 0, "warmup_iters and grad_clip must be >= 0"),
+        (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "betas must be in [0, 1)"),
+        (r.eval_interval > 0 and r.eval_iters > 0, "eval_interval and eval_iters must be > 0"),
+        (r.log_interval > 0 and r.sample_tokens >= 0, "log_interval must be > 0, sample_tokens >= 0"),
+        (r.threads is None or r.threads > 0, "threads must be > 0"),
+        (not (r.resume and r.init_from), "--resume and --init-from exclude each other"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    return cfg

@@ -1,0 +1,125 @@
+"""The live progress line and the metrics file of a training run.
+
+On a terminal the line is rewritten in place with `\\r` after every step; into a
+file or pipe (CI logs, `| tee`) it is printed as a plain line every
+`log_interval` steps, so logs stay readable.
+"""
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+
+def fmt_duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Progress:
+    def __init__(self, total, start=0, log_interval=25, stream=None):
+        self.total, self.start, self.log_interval = total, start, log_interval
+        self.stream = stream or sys.stdout
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0 = time.perf_counter()
+        self.eval_time = 0.0     # kept out of the ETA's per-step rate
+        self.tok_s = None        # smoothed tokens/s
+        self._open_line = False  # a \r line is on screen and needs a newline before other output
+
+    def elapsed(self):
+        return time.perf_counter() - self.t0
+
+    def eta(self, it):
+        done = it - self.start
+        if done <= 0:
+            return float("nan")
+        per_step = (self.elapsed() - self.eval_time) / done
+        return per_step * (self.total - it)
+
+    def update(self, it, loss, lr, tokens_per_s):
+        """`it` steps done; show the line (TTY) or print it every log_interval steps."""
+        self.tok_s = tokens_per_s if self.tok_s is None else 0.9 * self.tok_s + 0.1 * tokens_per_s
+        line = (f"iter {it:>{len(str(self.total))}}/{self.total} | loss {loss:.4f} | lr {lr:.2e} | "
+                f"{self.tok_s:,.0f} tok/s | elapsed {fmt_duration(self.elapsed())} | "
+                f"ETA {fmt_duration(self.eta(it))}")
+        if self.tty:
+            self.stream.write("\r" + line + "\x1b[K")
+            self._open_line = True
+        elif it % self.log_interval == 0 or it == self.total or it == self.start + 1:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def print(self, message):
+        """A full line of other output (evaluation results, notices) without garbling the \\r line."""
+        if self._open_line:
+            self.stream.write("\n")
+            self._open_line = False
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per line, appended and flushed as the run goes."""
+
+    def __init__(self, path, keep_through=None):
+        self.path = Path(path)
+        if keep_through is not None:
+            self._truncate(keep_through)
+        self.file = open(self.path, "a", encoding="utf-8")
+
+    def _truncate(self, last_iter):
+        """On resume: drop lines past the checkpoint, which the resumed run will redo."""
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("iter", 0) <= last_iter:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                pass  # a line torn by a crash
+        self.path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+
+    def write(self, record):
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+def read_metrics(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_losses(metrics_path, png_path):
+    """Loss curve PNG; returns None, or a one-line notice when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed: no loss plot (pip install 'minigrad-gpt[plot]')"
+    rows = read_metrics(metrics_path)
+    steps = [r for r in rows if "loss" in r]
+    evals = [r for r in rows if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["iter"] for r in steps], [r["loss"] for r in steps], lw=0.6, alpha=0.5, label="step loss")
+    if evals:
+        ax.plot([r["iter"] for r in evals], [r["train_loss"] for r in evals], "o-", label="train (eval)")
+        ax.plot([r["iter"] for r in evals], [r["val_loss"] for r in evals], "s-", label="val")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = Path(png_path).with_name(".loss.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(png_path)
+    return None
