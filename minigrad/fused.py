@@ -11,7 +11,7 @@ import numpy as np
 
 from minigrad import kernels
 from minigrad.autograd import Function
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, check_axis
 
 
 # ---- fused ops over the last axis --------------------------------------------------
@@ -54,11 +54,11 @@ class LogSoftmax(Function):
 
 
 def softmax(x, axis=-1):
-    return Softmax.apply(x, axis=axis)
+    return Softmax.apply(x, axis=check_axis(axis, x.ndim, "softmax"))
 
 
 def log_softmax(x, axis=-1):
-    return LogSoftmax.apply(x, axis=axis)
+    return LogSoftmax.apply(x, axis=check_axis(axis, x.ndim, "log_softmax"))
 
 
 # d gelu(x) = gelu'(x) dx  (tanh approximation, as GPT-2)

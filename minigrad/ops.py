@@ -260,7 +260,10 @@ class Index(Function):
     def forward(self, x, index):
         self.shape, self.index = x.shape, index
         self.fancy = _has_array(index)
-        return np.asarray(x[index])
+        try:
+            return np.asarray(x[index])
+        except IndexError as e:
+            raise IndexError(f"index: cannot index a tensor of shape {x.shape} with {index!r}: {e}") from None
 
     def backward(self, g):
         dx = np.zeros(self.shape, dtype=g.dtype)

@@ -142,8 +142,10 @@ class Tensor:
     def masked_fill(self, mask, value): return _F.masked_fill(self, mask, value)
 
     # ---- reductions ----------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False): return _ops.Sum.apply(self, axis=_axis_arg(axis), keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _ops.Max.apply(self, axis=_axis_arg(axis), keepdims=keepdims)
+    def sum(self, axis=None, keepdims=False):
+        return _ops.Sum.apply(self, axis=_axis_arg(axis, self.ndim, "sum"), keepdims=keepdims)
+    def max(self, axis=None, keepdims=False):
+        return _ops.Max.apply(self, axis=_axis_arg(axis, self.ndim, "max"), keepdims=keepdims)
     def min(self, axis=None, keepdims=False): return -((-self).max(axis, keepdims))
     def mean(self, axis=None, keepdims=False): return _F.mean(self, axis, keepdims)
     def var(self, axis=None, keepdims=False, correction=1): return _F.var(self, axis, keepdims, correction)
@@ -235,9 +237,21 @@ def _shape_arg(shape, size):
     return shape
 
 
-def _axis_arg(axis):
-    """NumPy reductions take an int or a tuple, not a list."""
-    return tuple(axis) if isinstance(axis, list) else axis
+def _axis_arg(axis, ndim, op):
+    """An int or a tuple of axes (NumPy takes no lists), each checked against ndim."""
+    if axis is None:
+        return None
+    axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
+    for a in axes:
+        check_axis(a, ndim, op)
+    return axes if isinstance(axis, (list, tuple)) else axis
+
+
+def check_axis(axis, ndim, op):
+    """Axis `axis` of an ndim-d tensor as a non-negative int; out of range names the op."""
+    if not -ndim <= axis < ndim:
+        raise IndexError(f"{op}: axis {axis} is out of range for a tensor with {ndim} dims")
+    return axis % ndim
 
 
 def _dims_arg(dims, ndim):
