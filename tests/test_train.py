@@ -1,0 +1,208 @@
+"""gpt/train.py and gpt/checkpoint.py: determinism, exact resume, interrupts, NaN handling,
+atomic saves and fine-tuning, on a tiny model and corpus (a few seconds in all)."""
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+from gpt import checkpoint
+from gpt.config import ConfigError, build_config
+from gpt.progress import read_metrics
+from gpt.train import NonFiniteLossError, Trainer
+
+TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
+
+
+def tiny(tmp_path, name="run", text=TEXT, **over):
+    corpus = tmp_path / f"{name}.txt"
+    corpus.write_text(text)
+    flags = dict(preset="tiny", data=str(corpus), out=str(tmp_path / name), n_embd=16, block_size=16,
+                 batch_size=2, max_iters=10, eval_interval=5, eval_iters=2, sample_tokens=0, dropout=0.1)
+    flags.update(over)
+    return build_config(flags), flags
+
+
+def run(cfg, hooks=(), explicit=None):
+    out = io.StringIO()
+    trainer = Trainer(cfg, hooks=hooks, stream=out, explicit=explicit)
+    trainer.setup()
+    return trainer.run(), out.getvalue(), trainer
+
+
+def losses(out_dir):
+    return [r["loss"] for r in read_metrics(os.path.join(out_dir, "metrics.jsonl"))]
+
+
+def stop_at(k):
+    def hook(trainer, it, loss):
+        if it == k:
+            raise KeyboardInterrupt
+    return hook
+
+
+def test_same_seed_same_losses_and_metrics_format(tmp_path):
+    cfg, _ = tiny(tmp_path, "a")
+    summary, printed, _ = run(cfg)
+    run(tiny(tmp_path, "b")[0])
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+    run(tiny(tmp_path, "c", seed=7)[0])
+    assert losses(tmp_path / "a") != losses(tmp_path / "c")
+    rows = read_metrics(tmp_path / "a" / "metrics.jsonl")
+    assert [r["iter"] for r in rows] == list(range(1, 11))
+    for r in rows:
+        assert {"iter", "loss", "lr", "tokens_per_s"} <= set(r) and r["tokens_per_s"] > 0
+    evals = [r for r in rows if "val_loss" in r]
+    assert [r["iter"] for r in evals] == [5, 10]
+    assert all({"train_loss", "val_loss", "val_ppl"} <= set(r) for r in evals)
+    assert evals[-1]["val_ppl"] == pytest.approx(np.exp(evals[-1]["val_loss"]))
+    assert summary["iter"] == 10 and "eval @ 10" in printed
+
+
+def test_exact_resume(tmp_path):
+    """10 straight steps == 5 steps, interrupted, then resumed to 10 (dropout on, so the
+    minigrad RNG must be restored too, and the sampler's)."""
+    run(tiny(tmp_path, "straight")[0])
+    cfg, _ = tiny(tmp_path, "split")
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, hooks=[stop_at(5)])
+    assert checkpoint.read_trainer_state(tmp_path / "split")["iter"] == 5
+    cfg2, _ = tiny(tmp_path, "split")
+    explicit = {"resume": True, "out": str(tmp_path / "split")}
+    cfg2.run.resume = True
+    _, printed, _ = run(cfg2, explicit=explicit)
+    assert "resuming" in printed
+    assert losses(tmp_path / "split") == losses(tmp_path / "straight")
+
+
+def test_resume_extends_with_max_iters_and_lr_decay_iters(tmp_path):
+    run(tiny(tmp_path, "long", max_iters=8)[0])
+    run(tiny(tmp_path, "short", max_iters=4, lr_decay_iters=8)[0])
+    cfg, _ = tiny(tmp_path, "short", resume=True, max_iters=8)
+    run(cfg, explicit={"resume": True, "out": str(tmp_path / "short"), "max_iters": 8})
+    assert losses(tmp_path / "short") == losses(tmp_path / "long")
+
+
+def test_resume_refuses_a_new_model_shape(tmp_path):
+    run(tiny(tmp_path, "r", max_iters=5)[0])
+    cfg, _ = tiny(tmp_path, "r", resume=True)
+    with pytest.raises(ConfigError, match="cannot change n_layer"):
+        Trainer(cfg, explicit={"resume": True, "out": str(tmp_path / "r"), "n_layer": 2}).setup()
+    with pytest.raises(ConfigError, match="already holds a checkpoint"):
+        Trainer(tiny(tmp_path, "r")[0]).setup()
+
+
+def test_ctrl_c_mid_step_rewinds_the_rngs(tmp_path):
+    """An interrupt inside the forward pass saves the last complete step, not a half one."""
+    run(tiny(tmp_path, "straight")[0])
+    cfg, _ = tiny(tmp_path, "mid", eval_interval=100)
+    trainer = Trainer(cfg, stream=io.StringIO()).setup()
+    real_step, calls = trainer.step, []
+
+    def step(it):
+        if it == 6:
+            trainer.sampler.batch("train")  # the step has drawn its batch ...
+            raise KeyboardInterrupt           # ... when Ctrl-C arrives
+        calls.append(it)
+        return real_step(it)
+    trainer.step = step
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert checkpoint.read_trainer_state(tmp_path / "mid")["iter"] == 6
+    cfg2, _ = tiny(tmp_path, "mid", eval_interval=100, resume=True)
+    run(cfg2, explicit={"resume": True, "out": str(tmp_path / "mid")})
+    assert losses(tmp_path / "mid") == losses(tmp_path / "straight")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
+    cfg, _ = tiny(tmp_path, "nan")
+
+    def poison(trainer, it, loss):
+        if it == 7:
+            trainer.model.parameters()[0].data[...] = np.nan
+    before = None
+    with pytest.raises(NonFiniteLossError, match="loss is nan at iteration 8.*iteration 5\\) is kept"):
+        trainer = Trainer(cfg, hooks=[poison], stream=io.StringIO()).setup()
+        before = trainer
+        trainer.run()
+    assert before.last_saved == 5
+    model, _, state = checkpoint.load(tmp_path / "nan")
+    assert state["iter"] == 5 and all(np.isfinite(p.data).all() for p in model.parameters())
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    _, _, trainer = run(tiny(tmp_path, "atomic", max_iters=5)[0])
+    ckpt = tmp_path / "atomic" / "ckpt"
+    old = _snapshot(ckpt)
+    import safetensors.numpy
+
+    def torn_write(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\x00" * 100)  # half a file, then the "crash"
+        raise OSError("disk full")
+    monkeypatch.setattr(safetensors.numpy, "save_file", torn_write)
+    trainer.model.parameters()[0].data[...] += 1.0
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save(6)
+    monkeypatch.undo()
+    assert _snapshot(ckpt) == old
+    assert [p.name for p in ckpt.parent.iterdir() if p.name.startswith("ckpt")] == ["ckpt"]
+    assert checkpoint.load(tmp_path / "atomic")[2]["iter"] == 5
+
+
+def test_crash_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
+    _, _, trainer = run(tiny(tmp_path, "swap", max_iters=5)[0])
+    ckpt = tmp_path / "swap" / "ckpt"
+    old = _snapshot(ckpt)
+    real_rename, calls = os.rename, []
+
+    def rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # ckpt -> ckpt.old-X done; the new folder is not in place yet
+            raise OSError("killed")
+        return real_rename(src, dst)
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="killed"):
+        trainer.save(6)
+    monkeypatch.undo()
+    assert not ckpt.exists()
+    model, tok, state = checkpoint.load(tmp_path / "swap")  # finds ckpt.old-X and puts it back
+    assert state["iter"] == 5 and _snapshot(ckpt) == old
+    trainer.save(6)  # and the next save works, cleaning the leftover temp folder
+    assert sorted(p.name for p in ckpt.parent.iterdir() if p.name.startswith("ckpt")) == ["ckpt"]
+
+
+def test_checkpoint_contents_and_no_pickle(tmp_path):
+    run(tiny(tmp_path, "c", max_iters=5)[0])
+    ckpt = tmp_path / "c" / "ckpt"
+    assert {p.name for p in ckpt.iterdir()} == {
+        "config.json", "model.safetensors", "tokenizer.txt", "optimizer.safetensors",
+        "optimizer.json", "trainer_state.json"}
+    config = json.loads((ckpt / "config.json").read_text())
+    assert config["model_type"] == "gpt2" and config["n_embd"] == 16 and config["n_positions"] == 16
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert {"iter", "rng", "best_val_loss", "config"} <= set(state)
+    assert set(state["rng"]) == {"minigrad", "sampler"}
+    opt = checkpoint.load_optimizer_state(ckpt)
+    assert opt["state"][0]["step"] == 5 and isinstance(opt["state"][0]["exp_avg"], np.ndarray)
+
+
+def test_init_from_fine_tunes_on_a_new_corpus(tmp_path):
+    run(tiny(tmp_path, "base", max_iters=5)[0])
+    base_model, base_tok, _ = checkpoint.load(tmp_path / "base")
+    cfg, flags = tiny(tmp_path, "ft", text=TEXT.upper().lower()[::-1], max_iters=3, n_layer=1,
+                      init_from=str(tmp_path / "base"))
+    summary, printed, trainer = run(cfg, explicit={"init_from": flags["init_from"]})
+    assert "fine-tuning from" in printed
+    assert trainer.optimizer.state_dict()["state"][0]["step"] == 3  # a fresh optimizer
+    assert trainer.tokenizer.chars == base_tok.chars
+    model, _, state = checkpoint.load(tmp_path / "ft")
+    assert state["iter"] == 3 and model.config == base_model.config
+    with pytest.raises(ConfigError, match="keeps the checkpoint's model"):
+        Trainer(tiny(tmp_path, "ft2", n_embd=32, init_from=flags["init_from"])[0],
+                explicit={"n_embd": 32, "init_from": flags["init_from"]}).setup()
