@@ -210,6 +210,9 @@ def _lift(x, like):
 
 def _binary(op, a, b):
     """Apply a broadcasting binary op; a shape clash names the op and both shapes."""
+    fa, fb = (np.issubdtype(t.dtype, np.floating) for t in (a, b))
+    if fa != fb:  # integer (x) float -> that float, as torch (NumPy would say float64)
+        a, b = (a, b.to(a.dtype)) if fa else (a.to(b.dtype), b)
     try:
         return op.apply(a, b)
     except ValueError:
