@@ -102,14 +102,16 @@ class Module:
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for name, p in own.items():
+        values = {}
+        for name, p in own.items():  # check every shape before copying any: no half-loaded model
             if name in state_dict:
-                value = np.asarray(state_dict[name].data if isinstance(state_dict[name], Tensor)
-                                   else state_dict[name])
-                if value.shape != p.shape:
-                    raise ValueError(f"load_state_dict: {name} has shape {value.shape} in the state "
-                                     f"dict but {p.shape} in the model")
-                p.data[...] = value
+                value = state_dict[name]
+                values[name] = np.asarray(value.data if isinstance(value, Tensor) else value)
+                if values[name].shape != p.shape:
+                    raise ValueError(f"load_state_dict: {name} has shape {values[name].shape} in the "
+                                     f"state dict but {p.shape} in the model")
+        for name, value in values.items():
+            own[name].data[...] = value
         return missing, unexpected
 
     def __repr__(self):
