@@ -55,6 +55,9 @@ class Tensor:
     def __len__(self):
         return len(self.data)
 
+    def __bool__(self):  # without it a 0-d tensor would fall back to len() and raise
+        return bool(self.data)
+
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad and self._ctx is None else ""
         fn = f", grad_fn=<{type(self._ctx).__name__}>" if self._ctx is not None else ""

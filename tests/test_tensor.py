@@ -43,6 +43,9 @@ def test_attributes():
     np.testing.assert_array_equal(t.T.data, [[1, 4], [2, 5], [3, 6]])
     assert mg.tensor(3.5).item() == 3.5 and isinstance(mg.tensor(3.5).item(), float)
     assert t.tolist() == [[1, 2, 3], [4, 5, 6]] and len(t) == 2 and t.numel() == 6
+    assert bool(mg.tensor(2.0) > 1) and not mg.tensor(0.0)
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(t)
 
 
 def test_detach_shares_data_and_leaves_the_graph():
