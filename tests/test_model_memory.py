@@ -1,0 +1,50 @@
+"""Training memory is flat: nothing (graphs, grads, optimizer state) may pile up per step."""
+import json
+import subprocess
+import sys
+import textwrap
+
+# Run in a fresh interpreter so the peak RSS belongs to this training loop alone.
+SCRIPT = textwrap.dedent("""
+    import json, resource
+    import numpy as np
+    import minigrad as mg
+    from gpt.model import GPT, GPTConfig
+    from gpt.optim import AdamW, clip_grad_norm_, get_lr, param_groups
+
+    def rss_kib():  # current resident set, from /proc (Linux)
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+    mg.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.1))
+    opt = AdamW(param_groups(model, 0.1), lr=1e-3)
+    data = (np.arange(10_000) * 7) % 13  # a learnable sequence
+    out = {}
+    for step in range(1, 501):
+        starts = np.random.default_rng(step).integers(0, len(data) - 17, 4)
+        batch = np.stack([data[s:s + 17] for s in starts])  # (B, T + 1)
+        for group in opt.param_groups:
+            group["lr"] = get_lr(step, 1e-3, 1e-4, 20, 500)
+        opt.zero_grad()
+        _, loss = model(batch[:, :-1], batch[:, 1:])
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step in (50, 500):
+            out[step] = {"peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                         "rss_kib": rss_kib(), "loss": loss.item()}
+    print(json.dumps(out))
+""")
+
+
+def test_peak_rss_after_500_steps_is_within_5_percent_of_after_50():
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    at50, at500 = out["50"], out["500"]
+    print(f"peak RSS: {at50['peak_kib'] / 1024:.1f} MiB at step 50, {at500['peak_kib'] / 1024:.1f} MiB at "
+          f"step 500; current RSS {at50['rss_kib'] / 1024:.1f} -> {at500['rss_kib'] / 1024:.1f} MiB; "
+          f"loss {at50['loss']:.3f} -> {at500['loss']:.3f}")
+    assert at500["peak_kib"] <= 1.05 * at50["peak_kib"]
+    assert at500["loss"] < at50["loss"]
