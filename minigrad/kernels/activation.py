@@ -28,7 +28,7 @@ def gelu_backward_numpy(x, dy):
 
 from numba import njit, prange  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch  # noqa: E402
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, run_kernel  # noqa: E402
 
 BLOCK = 4096
 
@@ -86,7 +86,7 @@ def gelu_forward_numba(x):
         return gelu_forward_numpy(x)
     x1 = np.ascontiguousarray(x).reshape(-1)
     y = np.empty_like(x1)
-    _gelu_fwd_kernel(x1, y, *_scratch(x1))
+    run_kernel(_gelu_fwd_kernel, x1.size, x1, y, *_scratch(x1))
     return y.reshape(x.shape)
 
 
@@ -96,5 +96,5 @@ def gelu_backward_numba(x, dy):
     x1 = np.ascontiguousarray(x).reshape(-1)
     dy1 = np.ascontiguousarray(dy).reshape(-1)
     dx = np.empty_like(x1)
-    _gelu_bwd_kernel(x1, dy1, dx, *_scratch(x1))
+    run_kernel(_gelu_bwd_kernel, x1.size, x1, dy1, dx, *_scratch(x1))
     return dx.reshape(x.shape)

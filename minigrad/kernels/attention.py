@@ -50,7 +50,7 @@ def attention_backward_numpy(dout, q, k, v, out, lse, scale):
 
 from numba import njit, prange  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch  # noqa: E402
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, run_kernel  # noqa: E402
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -138,7 +138,7 @@ def attention_forward_numba(q, k, v, scale):
     BH = q3.shape[0]
     out = np.empty_like(q3)
     lse = np.empty((BH, Tq), q.dtype)
-    _attn_fwd_kernel(q3, k3, v3, q.dtype.type(scale), out, lse, np.empty((BH, Tk), q.dtype),
+    run_kernel(_attn_fwd_kernel, q3.size * Tk, q3, k3, v3, q.dtype.type(scale), out, lse, np.empty((BH, Tk), q.dtype),
                      exp_scratch(q.dtype, BH, Tk), EXP_CONSTANTS[q.dtype])
     return out.reshape(q.shape), lse.reshape(B_H + (Tq,))
 
@@ -153,7 +153,7 @@ def attention_backward_numba(dout, q, k, v, out, lse, scale):
     dq = np.empty_like(q3)
     dk = np.zeros_like(k3)
     dv = np.zeros_like(v3)
-    _attn_bwd_kernel(do3, q3, k3, v3, o3, lse2, q.dtype.type(scale), dq, dk, dv,
+    run_kernel(_attn_bwd_kernel, q3.size * Tk, do3, q3, k3, v3, o3, lse2, q.dtype.type(scale), dq, dk, dv,
                      np.empty((BH, Tk), q.dtype), np.empty((BH, Tk), q.dtype),
                      exp_scratch(q.dtype, BH, Tk), EXP_CONSTANTS[q.dtype])
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)

@@ -86,3 +86,22 @@ def exp_row(row, bits, k):
     scale = bits[:row.size].view(row.dtype)
     for j in range(row.size):
         row[j] *= scale[j]
+
+
+# Below this many elements a kernel runs on one thread: waking the second thread costs
+# ~10 us on a quiet machine, and up to a scheduler slice (3-8 ms measured) when other
+# processes hold the cores, far more than the parallel speedup on small inputs.
+SERIAL_BELOW = 1 << 16
+
+
+def run_kernel(kernel, work, *args):
+    """Call a prange kernel with all threads, or on the calling thread when `work` is small."""
+    import numba
+    n = numba.get_num_threads()
+    if work >= SERIAL_BELOW or n == 1:
+        return kernel(*args)
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(n)

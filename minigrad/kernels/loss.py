@@ -45,7 +45,7 @@ def cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss):
 
 from numba import njit, prange  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks  # noqa: E402
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks, run_kernel  # noqa: E402
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -100,7 +100,7 @@ def cross_entropy_forward_numba(logits, targets, ignore_index):
     lse = np.empty(N, logits.dtype)
     row_loss = np.empty(N)          # float64
     nblk = row_blocks(N)
-    _ce_fwd_kernel(logits, targets, int(ignore_index), lse, row_loss, np.empty((nblk, V), logits.dtype),
+    run_kernel(_ce_fwd_kernel, logits.size, logits, targets, int(ignore_index), lse, row_loss, np.empty((nblk, V), logits.dtype),
                    exp_scratch(logits.dtype, nblk, V), EXP_CONSTANTS[logits.dtype])
     n_valid = int(np.count_nonzero(targets != ignore_index))
     loss = row_loss.sum() / n_valid if n_valid else np.nan
@@ -117,6 +117,6 @@ def cross_entropy_backward_numba(logits, targets, lse, ignore_index, dloss):
     n_valid = int(np.count_nonzero(targets != ignore_index))
     scale = logits.dtype.type(float(dloss) / n_valid if n_valid else 0.0)
     dlogits = np.empty_like(logits)
-    _ce_bwd_kernel(logits, targets, np.ascontiguousarray(lse), int(ignore_index), scale, dlogits,
+    run_kernel(_ce_bwd_kernel, logits.size, logits, targets, np.ascontiguousarray(lse), int(ignore_index), scale, dlogits,
                    exp_scratch(logits.dtype, row_blocks(N), V), EXP_CONSTANTS[logits.dtype])
     return dlogits

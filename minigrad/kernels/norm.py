@@ -38,7 +38,7 @@ def layer_norm_backward_numpy(dy, x, weight, mean, rstd):
 
 from numba import njit, prange  # noqa: E402
 
-from .common import FASTMATH, row_blocks  # noqa: E402
+from .common import FASTMATH, row_blocks, run_kernel  # noqa: E402
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -94,7 +94,7 @@ def layer_norm_forward_numba(x, weight, bias, eps):
     y = np.empty_like(x2)
     mean = np.empty(len(x2), x.dtype)
     rstd = np.empty(len(x2), x.dtype)
-    _ln_fwd_kernel(x2, w, b, float(eps), y, mean, rstd)
+    run_kernel(_ln_fwd_kernel, x2.size, x2, w, b, float(eps), y, mean, rstd)
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
 
 
@@ -109,7 +109,7 @@ def layer_norm_backward_numba(dy, x, weight, mean, rstd):
     dw_part = np.zeros((nblk, C))
     db_part = np.zeros((nblk, C))
     dx = np.empty_like(x2)
-    _ln_bwd_kernel(dy2, x2, w, np.ascontiguousarray(mean).reshape(-1),
+    run_kernel(_ln_bwd_kernel, x2.size, dy2, x2, w, np.ascontiguousarray(mean).reshape(-1),
                    np.ascontiguousarray(rstd).reshape(-1), dx, dw_part, db_part)
     if weight is None:
         return dx.reshape(x.shape), None, None

@@ -29,6 +29,8 @@ def adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, s
 
 from numba import njit, prange  # noqa: E402
 
+from .common import run_kernel  # noqa: E402
+
 
 @njit(cache=True, parallel=True)
 def _adamw_kernel(p, g, m, v, decay, beta1, beta2, eps, step_size, bc2_sqrt):
@@ -52,5 +54,5 @@ def adamw_update_numba(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, s
         # Flat in-place views need contiguous memory; odd layouts take the (in-place) twin.
         return adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
     lr, beta1, beta2, eps, wd, step_size, bc2_sqrt = _scalars(lr, beta1, beta2, eps, weight_decay, step)
-    _adamw_kernel(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+    run_kernel(_adamw_kernel, param.size, param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
                   1.0 - lr * wd, beta1, beta2, eps, step_size, bc2_sqrt)

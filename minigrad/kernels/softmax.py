@@ -34,7 +34,7 @@ def log_softmax_backward_numpy(y, dy):
 
 from numba import njit, prange  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks  # noqa: E402
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks, run_kernel  # noqa: E402
 
 
 def _as_rows(x):
@@ -124,7 +124,7 @@ def softmax_forward_numba(x):
         return softmax_forward_numpy(x)
     x2 = _as_rows(x)
     y = np.empty_like(x2)
-    _softmax_fwd_kernel(x2, y, exp_scratch(x2.dtype, row_blocks(len(x2)), x2.shape[1]),
+    run_kernel(_softmax_fwd_kernel, x2.size, x2, y, exp_scratch(x2.dtype, row_blocks(len(x2)), x2.shape[1]),
                         EXP_CONSTANTS[x2.dtype])
     return y.reshape(x.shape)
 
@@ -134,7 +134,7 @@ def softmax_backward_numba(y, dy):
         return softmax_backward_numpy(y, dy)
     y2, dy2 = _as_rows(y), _as_rows(dy)
     dx = np.empty_like(y2)
-    _softmax_bwd_kernel(y2, dy2, dx)
+    run_kernel(_softmax_bwd_kernel, y2.size, y2, dy2, dx)
     return dx.reshape(y.shape)
 
 
@@ -144,7 +144,7 @@ def log_softmax_forward_numba(x):
     x2 = _as_rows(x)
     y = np.empty_like(x2)
     nblk = row_blocks(len(x2))
-    _log_softmax_fwd_kernel(x2, y, np.empty((nblk, x2.shape[1]), x2.dtype),
+    run_kernel(_log_softmax_fwd_kernel, x2.size, x2, y, np.empty((nblk, x2.shape[1]), x2.dtype),
                             exp_scratch(x2.dtype, nblk, x2.shape[1]), EXP_CONSTANTS[x2.dtype])
     return y.reshape(x.shape)
 
@@ -155,6 +155,6 @@ def log_softmax_backward_numba(y, dy):
     y2, dy2 = _as_rows(y), _as_rows(dy)
     dx = np.empty_like(y2)
     nblk = row_blocks(len(y2))
-    _log_softmax_bwd_kernel(y2, dy2, dx, np.empty((nblk, y2.shape[1]), y2.dtype),
+    run_kernel(_log_softmax_bwd_kernel, y2.size, y2, dy2, dx, np.empty((nblk, y2.shape[1]), y2.dtype),
                             exp_scratch(y2.dtype, nblk, y2.shape[1]), EXP_CONSTANTS[y2.dtype])
     return dx.reshape(y.shape)
