@@ -12,9 +12,17 @@ SCRIPT = textwrap.dedent("""
     from gpt.model import GPT, GPTConfig
     from gpt.optim import AdamW, clip_grad_norm_, get_lr, param_groups
 
-    def rss_kib():  # current resident set, from /proc (Linux)
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * resource.getpagesize() // 1024
+    def status_kib(key):  # VmRSS (now) or VmHWM (peak) from /proc (Linux)
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+    def peak_kib():
+        # VmHWM belongs to this process image; ru_maxrss survives exec and would report
+        # the parent's (pytest with torch loaded) peak instead, so it is only a fallback.
+        try:
+            return status_kib("VmHWM")
+        except (OSError, StopIteration):
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     mg.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.1))
@@ -32,8 +40,7 @@ SCRIPT = textwrap.dedent("""
         clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step in (50, 500):
-            out[step] = {"peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                         "rss_kib": rss_kib(), "loss": loss.item()}
+            out[step] = {"peak_kib": peak_kib(), "rss_kib": status_kib("VmRSS"), "loss": loss.item()}
     print(json.dumps(out))
 """)
 
