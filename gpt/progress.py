@@ -27,6 +27,7 @@ class Progress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.t0 = time.perf_counter()
         self.eval_time = 0.0     # kept out of the ETA's per-step rate
+        self.t_first = None      # end of the first step: it pays JIT compilation, so the ETA skips it
         self.tok_s = None        # smoothed tokens/s
         self._open_line = False  # a \r line is on screen and needs a newline before other output
 
@@ -34,14 +35,16 @@ class Progress:
         return time.perf_counter() - self.t0
 
     def eta(self, it):
-        done = it - self.start
-        if done <= 0:
+        done = it - self.start - 1
+        if done <= 0 or self.t_first is None:
             return float("nan")
-        per_step = (self.elapsed() - self.eval_time) / done
+        per_step = (time.perf_counter() - self.t_first - self.eval_time) / done
         return per_step * (self.total - it)
 
     def update(self, it, loss, lr, tokens_per_s):
         """`it` steps done; show the line (TTY) or print it every log_interval steps."""
+        if self.t_first is None:
+            self.t_first = time.perf_counter()
         self.tok_s = tokens_per_s if self.tok_s is None else 0.9 * self.tok_s + 0.1 * tokens_per_s
         line = (f"iter {it:>{len(str(self.total))}}/{self.total} | loss {loss:.4f} | lr {lr:.2e} | "
                 f"{self.tok_s:,.0f} tok/s | elapsed {fmt_duration(self.elapsed())} | "

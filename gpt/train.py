@@ -45,7 +45,7 @@ class Trainer:
         self.out = Path(r.out or f"runs/{r.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
         self.ckpt = self.out / "ckpt"
         if r.threads:
-            minigrad.kernels.set_num_threads(r.threads)
+            set_threads(r.threads)
         if r.resume:
             self._setup_resume()
         else:
@@ -135,6 +135,9 @@ class Trainer:
         self.sampler.set_state(s["rng"]["sampler"])
         self.last_saved = self.start_iter
         self.print(f"resuming {self.out} at iteration {self.start_iter}")
+        if s.get("threads") != minigrad.kernels.get_num_threads():
+            self.print(f"note: the run was saved with {s.get('threads')} threads, this one has "
+                       f"{minigrad.kernels.get_num_threads()}; losses can differ in the last bits")
 
     def _setup_data_ids(self):
         self.out.mkdir(parents=True, exist_ok=True)
@@ -312,6 +315,16 @@ def _get(cfg, name):
         if hasattr(getattr(cfg, group), name):
             return getattr(getattr(cfg, group), name)
     raise KeyError(name)
+
+
+def set_threads(n):
+    """Numba's threads and, when threadpoolctl is installed, BLAS's (matmuls run in OpenBLAS)."""
+    minigrad.kernels.set_num_threads(n)
+    try:
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(n, user_api="blas")
+    except ImportError:
+        pass
 
 
 def _install_sigint(trainer):
