@@ -206,3 +206,29 @@ def test_init_from_fine_tunes_on_a_new_corpus(tmp_path):
     with pytest.raises(ConfigError, match="keeps the checkpoint's model"):
         Trainer(tiny(tmp_path, "ft2", n_embd=32, init_from=flags["init_from"])[0],
                 explicit={"n_embd": 32, "init_from": flags["init_from"]}).setup()
+
+
+def test_real_sigint_saves_and_exits_130(tmp_path):
+    """Ctrl-C on a real `gpt train` process: it finishes the step, saves, and exits 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT)
+    out = tmp_path / "run"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", "gpt.cli", "train", "--preset", "tiny", "--data",
+                             str(corpus), "--out", str(out), "--n-embd", "16", "--block-size", "16",
+                             "--max-iters", "100000", "--eval-interval", "100000"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: saved iteration" in stdout
+    steps = len(read_metrics(metrics))
+    assert checkpoint.read_trainer_state(out)["iter"] == steps >= 3
