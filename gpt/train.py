@@ -72,28 +72,25 @@ class Trainer:
         self.optimizer = self._new_optimizer()
 
     def _setup_init_from(self):
+        """The checkpoint's tokenizer, architecture and weights; only dropout may be retyped."""
+        import dataclasses
+        from gpt.model import GPT
         src = self.cfg.run.init_from
         state = checkpoint.read_trainer_state(src)
         self.tokenizer = checkpoint.load_tokenizer(src)
-        self.model = checkpoint.load_model(src)
-        m, saved = self.cfg.model, self.model.config
+        source = checkpoint.load_model(src)
+        saved, m = source.config, self.cfg.model
         typed = {k: v for k, v in self.explicit.items() if k in MODEL_FIELDS and v != getattr(saved, k)}
         if typed:
             raise ConfigError(f"--init-from keeps the checkpoint's model; {typed} differ from it")
+        dropout = m.dropout if "dropout" in self.explicit else saved.dropout
         for k in MODEL_FIELDS:
             setattr(m, k, getattr(saved, k))
-        self.model.config.dropout = m.dropout if "dropout" in self.explicit else saved.dropout
-        m.dropout = self.model.config.dropout
-        self._set_dropout(m.dropout)
+        m.dropout = dropout
+        self.model = GPT(dataclasses.replace(saved, dropout=dropout))
+        self.model.load_state_dict(source.state_dict())
         self.cfg.data.tokenizer = str(checkpoint.resolve(src) / checkpoint.TOKENIZER)
         self.print(f"fine-tuning from {src} (iteration {state['iter']}), fresh optimizer")
-
-    def _set_dropout(self, p):
-        for module in self.model.modules():
-            if hasattr(module, "p") and type(module).__name__ == "Dropout":
-                module.p = p
-            if type(module).__name__ == "CausalSelfAttention":
-                module.dropout = p
 
     def _new_model(self):
         from gpt.model import GPT, GPTConfig
@@ -109,13 +106,13 @@ class Trainer:
 
     def _setup_resume(self):
         self.state = checkpoint.read_trainer_state(self.ckpt)
-        cfg = build_config(self.explicit, base=TrainConfig.from_dict(self.state["config"]))
+        saved = TrainConfig.from_dict(self.state["config"])
         changed = [k for k in MODEL_FIELDS + ("vocab_size", "tokenizer", "data", "val_fraction", "seed")
-                   if k in self.explicit and self.explicit[k] != _get(TrainConfig.from_dict(
-                       self.state["config"]), k)]
+                   if k in self.explicit and self.explicit[k] != _get(saved, k)]
         if changed:
             raise ConfigError(f"--resume cannot change {', '.join(changed)}; start a new run "
                               f"(or fine-tune with --init-from)")
+        cfg = build_config(self.explicit, base=saved)
         cfg.run.resume, cfg.run.out = True, str(self.out)
         self.cfg = cfg
         self.text, self.report = data.load_text(cfg.data)

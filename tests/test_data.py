@@ -8,7 +8,7 @@ from gpt.data import DataError
 
 
 def dcfg(path=None, **kw):
-    return DataConfig(data=None if path is None else str(path), **kw)
+    return DataConfig(data=None if path is None else str(path), **{"tokenizer": "char", **kw})
 
 
 def test_file_and_folder(tmp_path):
