@@ -232,3 +232,35 @@ def test_real_sigint_saves_and_exits_130(tmp_path):
     assert "interrupted: saved iteration" in stdout
     steps = len(read_metrics(metrics))
     assert checkpoint.read_trainer_state(out)["iter"] == steps >= 3
+
+
+def test_loss_plot_is_skipped_with_a_notice_without_matplotlib(tmp_path, monkeypatch):
+    import builtins
+    from gpt.progress import MetricsLog, plot_losses
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    log.write({"iter": 1, "loss": 2.0, "lr": 1e-3, "tokens_per_s": 10.0})
+    log.write({"iter": 2, "loss": 1.5, "lr": 1e-3, "tokens_per_s": 10.0, "train_loss": 1.4,
+               "val_loss": 1.6, "val_ppl": 4.95})
+    log.close()
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    notice = plot_losses(tmp_path / "metrics.jsonl", tmp_path / "loss.png")
+    assert "matplotlib not installed" in notice and "\n" not in notice
+    assert not (tmp_path / "loss.png").exists()
+    monkeypatch.undo()
+    pytest.importorskip("matplotlib")
+    assert plot_losses(tmp_path / "metrics.jsonl", tmp_path / "loss.png") is None
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_metrics_past_the_checkpoint_are_dropped_on_resume(tmp_path):
+    from gpt.progress import MetricsLog
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"iter": i, "loss": 1.0}) + "\n" for i in range(1, 8)) + '{"iter": 8, "lo')
+    MetricsLog(path, keep_through=5).close()  # a crash after the step-5 checkpoint, mid-line
+    assert [r["iter"] for r in read_metrics(path)] == [1, 2, 3, 4, 5]
