@@ -1,16 +1,24 @@
 """Median training-step time (forward, backward, clip, AdamW) of our GPT next to a PyTorch
-GPT of identical shape and identical initial weights, in the same process.
+GPT of identical shape and identical initial weights, and each one's peak memory.
 
     python bench/step_vs_torch.py                     # the shakespeare-char shape
     python bench/step_vs_torch.py --config large      # 6 x 384, block 256, batch 8
-    python bench/step_vs_torch.py --config all --steps 30
+    python bench/step_vs_torch.py --config all --quick
 
-Steps alternate between the two implementations (ours, torch, ours, ...) so that on a
-shared machine both see the same load. Both start from the same weights and batches;
-the first-step losses are printed as a check that they compute the same thing.
+Each framework runs in its own fresh subprocess (never both in one process: torch's OpenMP
+threads spin after each of its ops while ours run, and our kernels package sets
+OMP_WAIT_POLICY=PASSIVE, which would change torch too). Rounds alternate the order
+(ours, torch, torch, ours, ...) so that load from other processes hits both alike; the
+step times of all rounds are pooled and the medians compared. Threads: torch.set_num_threads
+(its intra-op pool) for torch; BLAS (threadpoolctl) and Numba limited to the same count for
+ours. Peak memory is each worker's VmHWM (peak resident set, /proc/self/status) after its
+steps, minus nothing; "after import" is VmRSS after importing the framework and building
+the model, so the difference is what the steps themselves added.
+Both start from the same weights and batches; first-step losses are printed as a check.
 """
 import argparse
-import os
+import json
+import subprocess
 import statistics
 import sys
 import time
@@ -70,7 +78,7 @@ def torch_optimizer(params, lr, betas, weight_decay):
                               {"params": other, "weight_decay": 0.0}], lr=lr, betas=betas, foreach=False)
 
 
-def build_pair(name, seed=0, bias=False):
+def build_pair(name, seed=0, bias=False, with_torch=True):
     import minigrad
     from gpt.model import GPT, GPTConfig
     from gpt.optim import AdamW, param_groups
@@ -79,6 +87,8 @@ def build_pair(name, seed=0, bias=False):
     cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0, bias=bias)
     ours = GPT(cfg)
     opt = AdamW(param_groups(ours, 0.1), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    if not with_torch:
+        return cfg, B, (ours, opt), (None, None, None)
     fwd, tparams = torch_gpt(ours.state_dict(), cfg)
     topt = torch_optimizer(tparams, 1e-3, (0.9, 0.99), 0.1)
     return cfg, B, (ours, opt), (fwd, tparams, topt)
@@ -104,50 +114,98 @@ def torch_step(fwd, params, opt, x, y):
     return float(loss.item())
 
 
-def bench(name, steps, warmup):
-    import torch
-    cfg, B, (ours, opt), (fwd, tparams, topt) = build_pair(name)
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def worker(framework, name, steps, warmup, threads):
+    """Run one framework's steps in this process; print one JSON line of results."""
+    if framework == "torch":
+        import torch  # before minigrad: its OpenMP reads OMP_WAIT_POLICY as the user left it
+        torch.set_num_threads(threads)
+    import minigrad
+    from threadpoolctl import threadpool_limits
+    cfg, B, (ours, opt), (fwd, tparams, topt) = build_pair(name, with_torch=framework == "torch")
+    if framework == "ours":
+        minigrad.kernels.set_num_threads(threads)
+        threadpool_limits(threads)
+        step = lambda x, y: our_step(ours, opt, x, y)  # noqa: E731
+    else:
+        del ours, opt
+        step = lambda x, y: torch_step(fwd, tparams, topt, torch.from_numpy(x), torch.from_numpy(y))  # noqa: E731
+    rss0 = _status_kb("VmRSS")
     rng = np.random.default_rng(0)
-    ours_t, torch_t, first = [], [], None
+    times, first = [], None
     for i in range(warmup + steps):
         x = rng.integers(0, cfg.vocab_size, (B, cfg.block_size))
         y = rng.integers(0, cfg.vocab_size, (B, cfg.block_size))
         t0 = time.perf_counter()
-        a = our_step(ours, opt, x, y)
-        t1 = time.perf_counter()
-        b = torch_step(fwd, tparams, topt, torch.from_numpy(x), torch.from_numpy(y))
-        t2 = time.perf_counter()
-        first = first or (a, b)
+        loss = step(x, y)
         if i >= warmup:
-            ours_t.append(t1 - t0)
-            torch_t.append(t2 - t1)
-    ms_o, ms_t = 1000 * statistics.median(ours_t), 1000 * statistics.median(torch_t)
-    return dict(config=name, ours_ms=ms_o, torch_ms=ms_t, ratio=ms_o / ms_t, loss0=first,
-                tokens=B * cfg.block_size)
+            times.append(time.perf_counter() - t0)
+        first = loss if first is None else first
+    print(json.dumps(dict(times=times, loss0=first, peak_kb=_status_kb("VmHWM"), rss0_kb=rss0,
+                          tokens=B * cfg.block_size)))
+
+
+def run_worker(framework, name, steps, warmup, threads):
+    cmd = [sys.executable, __file__, "--worker", framework, "--config", name, "--steps", str(steps),
+           "--warmup", str(warmup), "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{framework} worker failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench(name, steps, warmup, rounds, threads):
+    res = {"ours": [], "torch": []}
+    for r in range(rounds):
+        order = ("ours", "torch") if r % 2 == 0 else ("torch", "ours")
+        for fw in order:
+            res[fw].append(run_worker(fw, name, steps, warmup, threads))
+    out = {}
+    for fw, runs in res.items():
+        out[fw] = dict(ms=1000 * statistics.median([t for r in runs for t in r["times"]]),
+                       peak_mb=max(r["peak_kb"] for r in runs) / 1024,
+                       base_mb=max(r["rss0_kb"] for r in runs) / 1024, loss0=runs[0]["loss0"],
+                       tokens=runs[0]["tokens"])
+    return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", choices=list(CONFIGS) + ["all"], default="shakespeare")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (JIT, caches)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per round (default 20 small, 5 large)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first in each worker (JIT, caches)")
+    parser.add_argument("--rounds", type=int, default=4, help="worker runs per framework, order alternating")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="2 rounds, fewer steps")
+    parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    import torch
-    import minigrad
-    torch.set_num_threads(args.threads)
-    minigrad.kernels.set_num_threads(args.threads)
-    print(f"threads {args.threads} (torch {torch.__version__}, OPENBLAS_NUM_THREADS="
-          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}); median of {args.steps} steps "
-          f"after {args.warmup} warm-up; steps interleaved\n")
     names = list(CONFIGS) if args.config == "all" else [args.config]
-    print(f"{'config':<12} {'shape (L,H,C,T,B,V)':<26} {'ours ms':>9} {'torch ms':>9} {'ratio':>7} "
-          f"{'ours tok/s':>11} {'first loss ours/torch':>22}")
+    if args.worker:
+        return worker(args.worker, names[0], args.steps, args.warmup, args.threads)
+    import torch
+    rounds = 2 if args.quick else args.rounds
+    print(f"threads {args.threads} per framework (torch {torch.__version__} intra-op threads; ours: BLAS via "
+          f"threadpoolctl and Numba); each framework in its own subprocess, {rounds} rounds alternating "
+          f"order; median over all timed steps, {args.warmup} warm-up steps per worker\n")
+    print(f"{'config':<12} {'shape (L,H,C,T,B,V)':<26} {'steps':>5} {'ours ms':>8} {'torch ms':>9} {'ratio':>6} "
+          f"{'ours peak MB':>12} {'torch peak MB':>13} {'mem ratio':>9} {'first loss ours/torch':>22}")
     for name in names:
-        r = bench(name, args.steps, args.warmup)
-        print(f"{name:<12} {str(CONFIGS[name]):<26} {r['ours_ms']:>9.1f} {r['torch_ms']:>9.1f} "
-              f"{r['ratio']:>6.2f}x {r['tokens'] / r['ours_ms'] * 1000:>11,.0f} "
-              f"{r['loss0'][0]:>10.4f} / {r['loss0'][1]:.4f}", flush=True)
+        steps = args.steps or ((3 if args.quick else 5) if name == "large" else (10 if args.quick else 20))
+        r = bench(name, steps, args.warmup, rounds, args.threads)
+        o, t = r["ours"], r["torch"]
+        print(f"{name:<12} {str(CONFIGS[name]):<26} {steps * rounds:>5} {o['ms']:>8.1f} {t['ms']:>9.1f} "
+              f"{o['ms'] / t['ms']:>5.2f}x {o['peak_mb']:>12.0f} {t['peak_mb']:>13.0f} "
+              f"{o['peak_mb'] / t['peak_mb']:>8.2f}x {o['loss0']:>10.4f} / {t['loss0']:.4f}", flush=True)
+        print(f"{'':<12} {'  RSS after import+model (MB)':<26} {'':>5} {'':>8} {'':>9} {'':>6} "
+              f"{o['base_mb']:>12.0f} {t['base_mb']:>13.0f}   steps added: ours {o['peak_mb'] - o['base_mb']:.0f} MB, "
+              f"torch {t['peak_mb'] - t['base_mb']:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":
