@@ -293,12 +293,12 @@ class Trainer:
                    f"run folder {self.out}")
 
     def _finish(self, it):
-        notice = plot_losses(self.out / "metrics.jsonl", self.out / "loss.png")
-        self.print(notice or f"loss curve: {self.out / 'loss.png'}")
         last = next((r for r in reversed(read_metrics(self.out / "metrics.jsonl")) if "val_loss" in r), {})
         summary = {"iter": it, "out": str(self.out), "ckpt": str(self.ckpt),
                    "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
-                   "elapsed_s": self.progress.elapsed()}
+                   "elapsed_s": self.progress.elapsed()}  # the loop with its evaluations and saves
+        notice = plot_losses(self.out / "metrics.jsonl", self.out / "loss.png")
+        self.print(notice or f"loss curve: {self.out / 'loss.png'}")
         if self.cfg.run.sample_tokens:
             self.print("sample:\n" + sample_text(self.model, self.tokenizer, "\n",
                                                    self.cfg.run.sample_tokens, seed=self.cfg.run.seed))
