@@ -124,6 +124,10 @@ class Trainer:
         self.model = checkpoint.load_model(self.ckpt)
         self.optimizer = self._new_optimizer()
         self.optimizer.load_state_dict(checkpoint.load_optimizer_state(self.ckpt))
+        o = cfg.optim  # the saved groups carry the old hyperparameters: typed flags win
+        for group in self.optimizer.param_groups:
+            group["betas"] = (o.beta1, o.beta2)
+        self.optimizer.param_groups[0]["weight_decay"] = o.weight_decay  # the decayed (2-D) group
 
     def _restore_states(self):
         s = self.state
@@ -170,10 +174,9 @@ class Trainer:
         # 5. backward: gradients of every parameter
         self.optimizer.zero_grad()
         loss.backward()
-        # 6. clip the global gradient norm (tames the occasional spike)
-        params = self.model.parameters()
-        norm = clip_grad_norm_(params, o.grad_clip) if o.grad_clip > 0 else float("nan")
-        if o.grad_clip > 0 and not math.isfinite(norm):
+        # 6. clip the global gradient norm (tames the occasional spike; 0 = measure only)
+        norm = clip_grad_norm_(self.model.parameters(), o.grad_clip if o.grad_clip > 0 else math.inf)
+        if not math.isfinite(norm):
             raise NonFiniteLossError(self._nonfinite_message("gradient norm", norm, it))
         # 7. AdamW update, in place (the only phase an interrupt must not cut in half)
         self._phase = "update"
