@@ -16,6 +16,11 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 # exp_row may only fuse multiply-adds: reassociation would undo its exact ln2 split.
 EXP_FASTMATH = {"contract"}
 
+# Options of the serial elementwise kernels: only FMA contraction (results stay within a few
+# ulp of the plain arithmetic), and NumPy's error model, without which every division gets
+# a Python zero check that keeps LLVM from vectorising the loop.
+JIT = dict(cache=True, fastmath={"contract"}, error_model="numpy")
+
 LN2 = math.log(2.0)
 
 
