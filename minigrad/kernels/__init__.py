@@ -15,12 +15,9 @@ import contextlib
 import os
 from types import SimpleNamespace
 
-# Numba's parallel kernels run on GNU OpenMP here. Its default wait policy spins and then
-# sleeps; on a busy 2-core machine waking a sleeping worker cost ~8 ms per kernel call
-# (measured: cross-entropy (768, 65) 8.0 ms vs 0.25 ms). PASSIVE makes idle workers block
-# at once and wake promptly. Must be set before the first parallel kernel loads libgomp;
-# an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The kernels are serial (kernels/common.py says why), so no OpenMP pool is started here and
+# OMP_WAIT_POLICY is left as the user set it (it used to be set to PASSIVE at import, which
+# also changed the behaviour of torch when imported after minigrad).
 
 from . import activation, attention, embedding, loss, matmul as _matmul, norm, optim, softmax
 
@@ -83,7 +80,8 @@ def use_backend(name):
 
 
 def set_num_threads(n):
-    """Threads used by the Numba prange kernels (passthrough to numba.set_num_threads)."""
+    """Numba's thread count (numba.set_num_threads). The GPT kernels are serial; only the
+    reference bmm_prange uses it. BLAS threads are set with threadpoolctl."""
     import numba
     numba.set_num_threads(int(n))
 

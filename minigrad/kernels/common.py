@@ -25,9 +25,10 @@ LN2 = math.log(2.0)
 
 
 def row_blocks(n_rows, min_rows=8):
-    """How many prange blocks to cut n_rows into (a few per thread, each >= min_rows)."""
-    import numba
-    return max(1, min(n_rows // min_rows, 4 * numba.get_num_threads()))
+    """How many row blocks (each with its own scratch row) a kernel loops over. The kernels
+    run serially (see SERIAL below), so one block: the block loops stay so that a kernel can
+    go back to prange by changing this function and its decorator, nothing else."""
+    return 1
 
 
 def _exp_constants(dtype, ln2_hi, ln2_lo, n_min, n_max):
@@ -93,20 +94,8 @@ def exp_row(row, bits, k):
         row[j] *= scale[j]
 
 
-# Below this many elements a kernel runs on one thread: waking the second thread costs
-# ~10 us on a quiet machine, and up to a scheduler slice (3-8 ms measured) when other
-# processes hold the cores, far more than the parallel speedup on small inputs.
-SERIAL_BELOW = 1 << 16
-
-
-def run_kernel(kernel, work, *args):
-    """Call a prange kernel with all threads, or on the calling thread when `work` is small."""
-    import numba
-    n = numba.get_num_threads()
-    if work >= SERIAL_BELOW or n == 1:
-        return kernel(*args)
-    numba.set_num_threads(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(n)
+# SERIAL: every kernel runs on the calling thread. Measured on the GPT shapes: the
+# elementwise and row kernels run at memory speed on one core (< 1 ms each), while BLAS,
+# which does ~60% of a step, uses the threads. A second thread pool (Numba's OpenMP) next to
+# OpenBLAS's meant the two pools waking, spinning and sleeping in turn on 2 cores, and
+# parallel=True kernels took several times longer to compile (start-up).

@@ -43,16 +43,16 @@ def cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss):
 # per-row losses are summed afterwards in float64. Targets are range-checked in Python first,
 # so the kernels never index out of bounds.
 
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks, run_kernel  # noqa: E402
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks  # noqa: E402
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _ce_fwd_kernel(logits, targets, ignore_index, lse, row_loss, tmp, bits, k):
     n, V = logits.shape
     nblk = tmp.shape[0]
-    for blk in prange(nblk):
+    for blk in range(nblk):
         e = tmp[blk]
         for i in range(blk * n // nblk, (blk + 1) * n // nblk):
             m = logits[i, 0]
@@ -69,12 +69,12 @@ def _ce_fwd_kernel(logits, targets, ignore_index, lse, row_loss, tmp, bits, k):
             row_loss[i] = 0.0 if t == ignore_index else lse[i] - logits[i, t]
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _ce_bwd_kernel(logits, targets, lse, ignore_index, scale, dlogits, bits, k):
     n, V = logits.shape
     nblk = bits.shape[0]
     zero = logits.dtype.type(0)
-    for blk in prange(nblk):
+    for blk in range(nblk):
         for i in range(blk * n // nblk, (blk + 1) * n // nblk):
             row = dlogits[i]
             t = targets[i]
@@ -100,7 +100,7 @@ def cross_entropy_forward_numba(logits, targets, ignore_index):
     lse = np.empty(N, logits.dtype)
     row_loss = np.empty(N)          # float64
     nblk = row_blocks(N)
-    run_kernel(_ce_fwd_kernel, logits.size, logits, targets, int(ignore_index), lse, row_loss, np.empty((nblk, V), logits.dtype),
+    _ce_fwd_kernel(logits, targets, int(ignore_index), lse, row_loss, np.empty((nblk, V), logits.dtype),
                    exp_scratch(logits.dtype, nblk, V), EXP_CONSTANTS[logits.dtype])
     n_valid = int(np.count_nonzero(targets != ignore_index))
     loss = row_loss.sum() / n_valid if n_valid else np.nan
@@ -117,6 +117,6 @@ def cross_entropy_backward_numba(logits, targets, lse, ignore_index, dloss):
     n_valid = int(np.count_nonzero(targets != ignore_index))
     scale = logits.dtype.type(float(dloss) / n_valid if n_valid else 0.0)
     dlogits = np.empty_like(logits)
-    run_kernel(_ce_bwd_kernel, logits.size, logits, targets, np.ascontiguousarray(lse), int(ignore_index), scale, dlogits,
+    _ce_bwd_kernel(logits, targets, np.ascontiguousarray(lse), int(ignore_index), scale, dlogits,
                    exp_scratch(logits.dtype, row_blocks(N), V), EXP_CONSTANTS[logits.dtype])
     return dlogits

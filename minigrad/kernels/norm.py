@@ -36,15 +36,15 @@ def layer_norm_backward_numpy(dy, x, weight, mean, rstd):
 # dweight/dbias: each row block sums into its own float64 partial row (no races), and
 # the few partials are added up at the end.
 
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
 
-from .common import FASTMATH, row_blocks, run_kernel  # noqa: E402
+from .common import FASTMATH, row_blocks  # noqa: E402
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _ln_fwd_kernel(x, w, b, eps, y, mean, rstd):
     n, c = x.shape
-    for i in prange(n):
+    for i in range(n):
         s = 0.0
         for j in range(c):
             s += x[i, j]
@@ -61,11 +61,11 @@ def _ln_fwd_kernel(x, w, b, eps, y, mean, rstd):
             y[i, j] = (x[i, j] - mu_) * r_ * w[j] + b[j]
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _ln_bwd_kernel(dy, x, w, mean, rstd, dx, dw_part, db_part):
     n, c = x.shape
     nblk = dw_part.shape[0]
-    for blk in prange(nblk):
+    for blk in range(nblk):
         for i in range(blk * n // nblk, (blk + 1) * n // nblk):
             mu, r = mean[i], rstd[i]
             sg = 0.0
@@ -94,7 +94,7 @@ def layer_norm_forward_numba(x, weight, bias, eps):
     y = np.empty_like(x2)
     mean = np.empty(len(x2), x.dtype)
     rstd = np.empty(len(x2), x.dtype)
-    run_kernel(_ln_fwd_kernel, x2.size, x2, w, b, float(eps), y, mean, rstd)
+    _ln_fwd_kernel(x2, w, b, float(eps), y, mean, rstd)
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
 
 
@@ -109,7 +109,7 @@ def layer_norm_backward_numba(dy, x, weight, mean, rstd):
     dw_part = np.zeros((nblk, C))
     db_part = np.zeros((nblk, C))
     dx = np.empty_like(x2)
-    run_kernel(_ln_bwd_kernel, x2.size, dy2, x2, w, np.ascontiguousarray(mean).reshape(-1),
+    _ln_bwd_kernel(dy2, x2, w, np.ascontiguousarray(mean).reshape(-1),
                    np.ascontiguousarray(rstd).reshape(-1), dx, dw_part, db_part)
     if weight is None:
         return dx.reshape(x.shape), None, None

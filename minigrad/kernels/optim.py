@@ -27,18 +27,17 @@ def adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, s
 # One fused elementwise pass over flat views (NumPy's twin makes ~8 passes and temporaries),
 # parallel over elements. Scalars arrive as float64 and are cast to the array dtype once.
 
-from numba import njit, prange  # noqa: E402
-
-from .common import run_kernel  # noqa: E402
+from numba import njit  # noqa: E402
 
 
-@njit(cache=True, parallel=True)
+
+@njit(cache=True, error_model="numpy")
 def _adamw_kernel(p, g, m, v, decay, beta1, beta2, eps, step_size, bc2_sqrt):
     t = p.dtype.type
     decay, b1, b2, eps = t(decay), t(beta1), t(beta2), t(eps)
     one_b1, one_b2 = t(1.0 - beta1), t(1.0 - beta2)
     step_size, bc2_sqrt = t(step_size), t(bc2_sqrt)
-    for i in prange(p.size):
+    for i in range(p.size):
         gi = g[i]
         p[i] *= decay
         mi = m[i] + one_b1 * (gi - m[i])
@@ -54,5 +53,5 @@ def adamw_update_numba(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, s
         # Flat in-place views need contiguous memory; odd layouts take the (in-place) twin.
         return adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
     lr, beta1, beta2, eps, wd, step_size, bc2_sqrt = _scalars(lr, beta1, beta2, eps, weight_decay, step)
-    run_kernel(_adamw_kernel, param.size, param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+    _adamw_kernel(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
                   1.0 - lr * wd, beta1, beta2, eps, step_size, bc2_sqrt)

@@ -32,9 +32,9 @@ def log_softmax_backward_numpy(y, dy):
 # One pass per row instead of NumPy's five temporaries, rows split into blocks over threads,
 # and exp_row (vectorised) instead of libm exp. Sums accumulate in float64.
 
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks, run_kernel  # noqa: E402
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks  # noqa: E402
 
 
 def _as_rows(x):
@@ -43,7 +43,7 @@ def _as_rows(x):
     return x.reshape(-1, x.shape[-1])
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _row_max(row):
     m = row[0]
     for j in range(1, row.size):
@@ -51,11 +51,11 @@ def _row_max(row):
     return m
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _softmax_fwd_kernel(x, y, bits, k):
     n, c = x.shape
     nblk = bits.shape[0]
-    for b in prange(nblk):
+    for b in range(nblk):
         for i in range(b * n // nblk, (b + 1) * n // nblk):
             row = y[i]
             m = _row_max(x[i])
@@ -70,10 +70,10 @@ def _softmax_fwd_kernel(x, y, bits, k):
                 row[j] *= inv
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _softmax_bwd_kernel(y, dy, dx):
     n, c = y.shape
-    for i in prange(n):
+    for i in range(n):
         s = 0.0
         for j in range(c):
             s += dy[i, j] * y[i, j]
@@ -82,11 +82,11 @@ def _softmax_bwd_kernel(y, dy, dx):
             dx[i, j] = y[i, j] * (dy[i, j] - s_)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _log_softmax_fwd_kernel(x, y, tmp, bits, k):
     n, c = x.shape
     nblk = bits.shape[0]
-    for b in prange(nblk):
+    for b in range(nblk):
         e = tmp[b]
         for i in range(b * n // nblk, (b + 1) * n // nblk):
             m = _row_max(x[i])
@@ -102,11 +102,11 @@ def _log_softmax_fwd_kernel(x, y, tmp, bits, k):
                 y[i, j] -= log_s
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _log_softmax_bwd_kernel(y, dy, dx, tmp, bits, k):
     n, c = y.shape
     nblk = bits.shape[0]
-    for b in prange(nblk):
+    for b in range(nblk):
         e = tmp[b]
         for i in range(b * n // nblk, (b + 1) * n // nblk):
             s = 0.0
@@ -124,7 +124,7 @@ def softmax_forward_numba(x):
         return softmax_forward_numpy(x)
     x2 = _as_rows(x)
     y = np.empty_like(x2)
-    run_kernel(_softmax_fwd_kernel, x2.size, x2, y, exp_scratch(x2.dtype, row_blocks(len(x2)), x2.shape[1]),
+    _softmax_fwd_kernel(x2, y, exp_scratch(x2.dtype, row_blocks(len(x2)), x2.shape[1]),
                         EXP_CONSTANTS[x2.dtype])
     return y.reshape(x.shape)
 
@@ -134,7 +134,7 @@ def softmax_backward_numba(y, dy):
         return softmax_backward_numpy(y, dy)
     y2, dy2 = _as_rows(y), _as_rows(dy)
     dx = np.empty_like(y2)
-    run_kernel(_softmax_bwd_kernel, y2.size, y2, dy2, dx)
+    _softmax_bwd_kernel(y2, dy2, dx)
     return dx.reshape(y.shape)
 
 
@@ -144,7 +144,7 @@ def log_softmax_forward_numba(x):
     x2 = _as_rows(x)
     y = np.empty_like(x2)
     nblk = row_blocks(len(x2))
-    run_kernel(_log_softmax_fwd_kernel, x2.size, x2, y, np.empty((nblk, x2.shape[1]), x2.dtype),
+    _log_softmax_fwd_kernel(x2, y, np.empty((nblk, x2.shape[1]), x2.dtype),
                             exp_scratch(x2.dtype, nblk, x2.shape[1]), EXP_CONSTANTS[x2.dtype])
     return y.reshape(x.shape)
 
@@ -155,6 +155,6 @@ def log_softmax_backward_numba(y, dy):
     y2, dy2 = _as_rows(y), _as_rows(dy)
     dx = np.empty_like(y2)
     nblk = row_blocks(len(y2))
-    run_kernel(_log_softmax_bwd_kernel, y2.size, y2, dy2, dx, np.empty((nblk, y2.shape[1]), y2.dtype),
+    _log_softmax_bwd_kernel(y2, dy2, dx, np.empty((nblk, y2.shape[1]), y2.dtype),
                             exp_scratch(y2.dtype, nblk, y2.shape[1]), EXP_CONSTANTS[y2.dtype])
     return dx.reshape(y.shape)
