@@ -57,6 +57,9 @@ def run_torch(cfg, eval_batches):
     from step_vs_torch import torch_gpt, torch_optimizer
     m, o, r = cfg.model, cfg.optim, cfg.run
     cfg.run.out = tempfile.mkdtemp(prefix="shakespeare-torch-")
+    # Our thread settings stay untouched here: resizing OpenBLAS's pool (threadpoolctl) in this
+    # process slowed torch's steps ~10x on this machine, though torch does not call that BLAS.
+    cfg.run.threads = None
     ref = Trainer(cfg, stream=sys.stderr).setup()  # our data, sampler and initial weights
     fwd, params = torch_gpt(ref.model.state_dict(), ref.model.config)
     opt = torch_optimizer(params, o.lr, (o.beta1, o.beta2), o.weight_decay)
