@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import minigrad  # noqa: F401  (before NumPy, as gpt.model: it sets OpenBLAS's thread spin time)
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

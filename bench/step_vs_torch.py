@@ -6,8 +6,7 @@ GPT of identical shape and identical initial weights, and each one's peak memory
     python bench/step_vs_torch.py --config all --quick
 
 Each framework runs in its own fresh subprocess (never both in one process: torch's OpenMP
-threads spin after each of its ops while ours run, and our kernels package sets
-OMP_WAIT_POLICY=PASSIVE, which would change torch too). Rounds alternate the order
+threads spin after each of its ops while ours run, and OpenBLAS's after each of ours). Rounds alternate the order
 (ours, torch, torch, ours, ...) so that load from other processes hits both alike; the
 step times of all rounds are pooled and the medians compared. Threads: torch.set_num_threads
 (its intra-op pool) for torch; BLAS (threadpoolctl) and Numba limited to the same count for
@@ -24,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import minigrad  # noqa: F401  (before NumPy, as gpt.model: it sets OpenBLAS's thread spin time)
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -65,6 +65,8 @@ def torch_gpt(state_dict, cfg):
             h = F.gelu(linear(layer_norm(x, p + ".ln_2"), p + ".mlp.c_fc"), approximate="tanh")
             x = x + linear(h, p + ".mlp.c_proj")
         logits = layer_norm(x, "transformer.ln_f") @ params["transformer.wte.weight"].T
+        if targets is None:  # sampling (bench/sample_speed.py)
+            return logits
         return F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
 
     return forward, list(params.values())
@@ -125,7 +127,7 @@ def _status_kb(field):
 def worker(framework, name, steps, warmup, threads):
     """Run one framework's steps in this process; print one JSON line of results."""
     if framework == "torch":
-        import torch  # before minigrad: its OpenMP reads OMP_WAIT_POLICY as the user left it
+        import torch
         torch.set_num_threads(threads)
     import minigrad
     from threadpoolctl import threadpool_limits

@@ -7,6 +7,7 @@ ways through gpt/hf.py without any transposes.
 """
 from dataclasses import asdict, dataclass
 
+import minigrad  # noqa: F401  (before NumPy: it sets OpenBLAS's thread spin time, see minigrad/__init__.py)
 import numpy as np
 
 from minigrad import Tensor, functional as F, nn

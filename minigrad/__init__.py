@@ -10,7 +10,17 @@ ops.py (primitives, forward and backward side by side), functional.py and
 fused.py (composite and fused ops), kernels/ (NumPy and Numba kernels, no
 autograd), nn.py (modules), gradcheck.py, viz.py.
 """
-from minigrad import autograd as _autograd  # noqa: F401  (imports first: tensor.py needs it)
+import os
+
+# OpenBLAS (behind np.matmul) keeps its worker threads spinning ~0.1 s after each GEMM by
+# default. On a 2-core machine where another process holds a core, a spinning worker loses
+# its slice and each 2-thread GEMM then waits ~8 ms for it (measured (768,128)@(128,384):
+# 8.0 ms vs 0.85 ms). A short spin (2^4 cycles) lets the worker sleep and be woken promptly.
+# OpenBLAS reads this once, when NumPy loads it: it takes effect only if minigrad is imported
+# before NumPy (gpt.model does so); an explicit user setting wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from minigrad import autograd as _autograd  # noqa: E402,F401  (imports first: tensor.py needs it)
 from minigrad.autograd import AnomalyError, Function, detect_anomaly, is_grad_enabled, no_grad
 from minigrad.tensor import Tensor
 from minigrad.factory import (arange, full, ones, ones_like, rand, randint, randn, tensor, zeros,
