@@ -1,8 +1,9 @@
 """Hugging Face GPT-2 checkpoints: config.json + model.safetensors, both ways.
 
 Our parameter names and layouts are HF's (Conv1D weights stored (in, out)), so
-no tensor is renamed or transposed. Only safetensors is read: pytorch_model.bin
-is a pickle, which can run arbitrary code when loaded, so it is refused.
+no tensor is renamed or transposed. Only safetensors is read (gpt/hf_weights.py):
+pytorch_model.bin is a pickle, which can run arbitrary code when loaded, so it is
+refused. Settings our model does not compute are refused by name, never ignored.
 Files are written atomically (temp file in the same directory, fsync, rename):
 a crash mid-save never leaves a torn checkpoint behind.
 """
@@ -12,11 +13,14 @@ import tempfile
 
 import numpy as np
 
+from gpt.checkpoint import CheckpointError
+
+from gpt.checkpoint import CheckpointError
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")  # both are the tanh approximation we compute
-# HF's causal-mask buffers, saved by some older versions; not weights
-_BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+# All three are the tanh approximation of GELU that we compute (HF's three spellings of it).
+TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 
 
 def hf_config(config):
@@ -113,77 +117,77 @@ def config_from_hf(cfg, source="config.json"):
     """The GPTConfig for a GPT-2 config dict, refusing what our model does not compute."""
     from gpt.model import GPTConfig
 
-    if cfg.get("model_type") != "gpt2":
-        raise ValueError(f"{source}: model_type is {cfg.get('model_type')!r}; only 'gpt2' can be loaded")
+    if not isinstance(cfg, dict) or cfg.get("model_type") != "gpt2":
+        found = cfg.get("model_type") if isinstance(cfg, dict) else type(cfg).__name__
+        raise CheckpointError(f"{source}: model_type is {found!r}; only 'gpt2' can be loaded")
     act = cfg.get("activation_function", "gelu_new")
     if act not in TANH_GELUS:
-        raise ValueError(f"{source}: activation_function {act!r} is not supported; "
-                         f"GPT here uses the tanh GELU ({' or '.join(TANH_GELUS)})")
+        raise CheckpointError(f"{source}: activation_function {act!r} is not supported; "
+                              f"GPT here uses the tanh GELU ({', '.join(TANH_GELUS)})")
     n_embd = cfg.get("n_embd", 768)
-    checks = {"n_inner": (cfg.get("n_inner"), (None, 4 * n_embd)),
-              "layer_norm_epsilon": (cfg.get("layer_norm_epsilon", 1e-5), (1e-5,)),
-              "scale_attn_weights": (cfg.get("scale_attn_weights", True), (True,)),
-              "scale_attn_by_inverse_layer_idx": (cfg.get("scale_attn_by_inverse_layer_idx", False), (False,)),
-              "tie_word_embeddings": (cfg.get("tie_word_embeddings", True), (True,))}
-    for key, (value, allowed) in checks.items():
+    for key, (value, allowed) in _settings(cfg, n_embd).items():
         if value not in allowed:
-            raise ValueError(f"{source}: {key}={value!r} is not supported (allowed: {list(allowed)})")
-    return GPTConfig(vocab_size=cfg.get("vocab_size", 50257), block_size=cfg.get("n_positions", 1024),
-                     n_layer=cfg.get("n_layer", 12), n_head=cfg.get("n_head", 12), n_embd=n_embd,
-                     dropout=cfg.get("resid_pdrop", 0.0), bias=cfg.get("minigrad_bias", True))
+            raise CheckpointError(f"{source}: {key}={value!r} is not supported (allowed: {list(allowed)})"
+                                  f"{_WHY.get(key, '')}")
+    sizes = dict(vocab_size=cfg.get("vocab_size", 50257), block_size=cfg.get("n_positions", 1024),
+                 n_layer=cfg.get("n_layer", 12), n_head=cfg.get("n_head", 12), n_embd=n_embd)
+    try:
+        return GPTConfig(**sizes, dropout=cfg.get("resid_pdrop", 0.0), bias=cfg.get("minigrad_bias", True))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: {e}") from None
+
+
+def _settings(cfg, n_embd):
+    """key -> (value in cfg, allowed values) for the GPT-2 options our model has one setting of.
+    reorder_and_upcast_attn is not here: it only changes the order of the float32 operations
+    (HF added it for float16 training), not the function, so either value loads."""
+    eps = cfg.get("layer_norm_epsilon", 1e-5)
+    if isinstance(eps, float) and abs(eps - 1e-5) <= 1e-5 * 1e-6:
+        eps = 1e-5  # the same float32 value written with more digits
+    return {"n_inner": (cfg.get("n_inner"), (None, 4 * n_embd)),
+            "layer_norm_epsilon": (eps, (1e-5,)),
+            "scale_attn_weights": (cfg.get("scale_attn_weights", True), (True,)),
+            "scale_attn_by_inverse_layer_idx": (cfg.get("scale_attn_by_inverse_layer_idx", False), (False,)),
+            "tie_word_embeddings": (cfg.get("tie_word_embeddings", True), (True,)),
+            "add_cross_attention": (cfg.get("add_cross_attention", False), (False,))}
+
+
+_WHY = {
+    "n_inner": "; the MLP here is 4 * n_embd wide",
+    "layer_norm_epsilon": "; GPTConfig has no epsilon (every released GPT-2 uses 1e-5)",
+    "scale_attn_weights": "; attention here always scales by 1/sqrt(head_dim)",
+    "scale_attn_by_inverse_layer_idx": "; attention here has no per-layer scaling",
+    "tie_word_embeddings": "; lm_head here is always transformer.wte (tied)",
+    "add_cross_attention": "; GPT here is decoder-only, without cross-attention",
+}
 
 
 def from_pretrained(cls, directory, dtype=np.float32):
-    """Build a GPT from a directory holding config.json and model.safetensors."""
+    """Build a GPT from a folder holding config.json and model.safetensors (or shards with
+    model.safetensors.index.json). Weights stored as float16/bfloat16/float64 are converted
+    to `dtype` (float32 by default; widening half precision is exact)."""
+    from gpt import hf_weights
+
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory}: no such checkpoint folder")
+    files = hf_weights.weight_files(directory)
     config_path = os.path.join(directory, CONFIG_NAME)
-    weights_path = os.path.join(directory, WEIGHTS_NAME)
-    if not os.path.exists(weights_path):
-        if os.path.exists(os.path.join(directory, "pytorch_model.bin")):
-            raise ValueError(
-                f"{directory}: only pytorch_model.bin (a pickle) is there, and pickles are never loaded "
-                "here since they can run code. Convert it once with transformers: "
-                "GPT2LMHeadModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)")
-        raise FileNotFoundError(f"{directory}: no {WEIGHTS_NAME} found")
     if not os.path.exists(config_path):
-        raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} found")
-    with open(config_path, encoding="utf-8") as f:
-        config = config_from_hf(json.load(f), config_path)
-    model = cls(config, dtype=dtype)
-    model.load_state_dict(_read_weights(weights_path, model, dtype), strict=True)
+        raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} found (it holds the model's sizes)")
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{config_path}: not valid JSON ({e})") from None
+    model = _build_uninitialised(cls, config_from_hf(cfg, config_path), dtype)
+    return hf_weights.load_into(model, files)
+
+
+def _build_uninitialised(cls, config, dtype):
+    """cls(config, dtype) without its random init: drawing GPT-2's 124M normal numbers takes
+    seconds, and load_into overwrites every parameter anyway (it refuses a missing one)."""
+    skip = type(cls.__name__, (cls,), {"_init_weights": lambda self: None})
+    model = skip(config, dtype=dtype)
+    model.__class__ = cls  # the subclass only existed to skip __init__'s init
     return model
-
-
-def _read_weights(path, model, dtype):
-    """The file's tensors under our names, checked against the model, with the tied
-    lm_head.weight filled in (it is omitted from the file or equal to wte)."""
-    from safetensors import safe_open
-
-    expected = {name: p.shape for name, p in model.state_dict().items()}
-    found = {}
-    with safe_open(path, framework="numpy") as f:
-        for key in f.keys():
-            name = key if key.startswith(("transformer.", "lm_head.")) else "transformer." + key
-            if name.endswith(_BUFFER_SUFFIXES):
-                continue
-            if not model.config.bias and name.endswith(".bias"):
-                continue  # saved as zeros for HF; our bias-free model has none
-            if name not in expected:
-                raise ValueError(f"{path}: unexpected tensor {key!r} for a GPT-2 model")
-            try:
-                array = f.get_tensor(key)
-            except (TypeError, ValueError) as e:  # e.g. bfloat16, which NumPy lacks
-                raise ValueError(f"{path}: cannot read tensor {key!r} as NumPy ({e}); save it as float32") from e
-            if array.shape != expected[name]:
-                raise ValueError(f"{path}: tensor {key!r} has shape {array.shape}, expected "
-                                 f"{expected[name]} from config.json")
-            found[name] = array.astype(dtype)
-    wte = found.get("transformer.wte.weight")
-    head = found.pop("lm_head.weight", None)
-    if head is not None and wte is not None and not np.array_equal(head, wte):
-        raise ValueError(f"{path}: lm_head.weight differs from transformer.wte.weight, but GPT-2 "
-                         "ties them (tie_word_embeddings)")
-    found["lm_head.weight"] = wte if wte is not None else head
-    missing = [n for n in expected if found.get(n) is None]
-    if missing:
-        raise ValueError(f"{path}: missing tensor(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    return found
