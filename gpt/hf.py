@@ -15,8 +15,6 @@ import numpy as np
 
 from gpt.checkpoint import CheckpointError
 
-from gpt.checkpoint import CheckpointError
-
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 # All three are the tanh approximation of GELU that we compute (HF's three spellings of it).
