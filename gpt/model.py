@@ -105,6 +105,10 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, kv_cache=None, layer=0):
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
+        if kv_cache is None and not (self.training and self.dropout > 0):
+            # training/eval without cache: one fused node from the packed q|k|v to merged heads
+            y = F.causal_self_attention(self.c_attn(x), H)  # (B, T, 3C) -> (B, T, C)
+            return self.resid_dropout(self.c_proj(y))  # (B, T, C)
         q, k, v = self.c_attn(x).split(C, axis=2)  # 3 x (B, T, C)
         q = q.reshape(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
         k = k.reshape(B, T, H, D).transpose(1, 2)  # (B, H, T, D)

@@ -12,7 +12,8 @@ from minigrad import kernels, ops, random
 from minigrad.autograd import Function
 from minigrad.tensor import Tensor, _lift, check_axis
 from minigrad.fused import (  # noqa: F401  (re-exported: one namespace, like torch.nn.functional)
-    cross_entropy, embedding, gelu, layer_norm, log_softmax, scaled_dot_product_attention, softmax)
+    causal_self_attention, cross_entropy, embedding, gelu, layer_norm, log_softmax, scaled_dot_product_attention,
+    softmax)
 
 
 # ---- composites of primitives ------------------------------------------------------

@@ -177,3 +177,47 @@ def scaled_dot_product_attention(q, k, v, is_causal=True, scale=None):
     if is_causal:
         return CausalAttention.apply(q, k, v, scale=scale)
     return ((q @ k.transpose(-2, -1)) * scale).softmax(-1) @ v
+
+
+def _heads_of(qkv, n_head):
+    """Views q, k, v (B, H, T, D) into a packed (B, T, 3C) array: no copies (BLAS takes the
+    row stride 3C as it is)."""
+    B, T, C3 = qkv.shape
+    packed = qkv.reshape(B, T, 3, n_head, C3 // (3 * n_head))
+    return tuple(packed[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+
+
+# y = merge_heads(attention(split_heads(qkv)));  dqkv = the three head gradients packed back
+class PackedCausalAttention(Function):
+    def forward(self, qkv, n_head, scale):
+        self.qkv, self.n_head, self.scale = _c(qkv), n_head, scale
+        out, self.lse = kernels.attention_forward(*_heads_of(self.qkv, n_head), scale)  # (B, H, T, D)
+        self.out = out
+        B, H, T, D = out.shape
+        return out.transpose(0, 2, 1, 3).reshape(B, T, H * D)
+
+    def backward(self, g):
+        B, T, C = g.shape
+        H = self.n_head
+        dout = g.reshape(B, T, H, C // H).transpose(0, 2, 1, 3)
+        grads = kernels.attention_backward(dout, *_heads_of(self.qkv, H), self.out, self.lse, self.scale)
+        dqkv = np.empty_like(self.qkv)
+        for part, d in zip(_heads_of(dqkv, H), grads):
+            part[...] = d  # writes through the views into the packed gradient
+        return dqkv
+
+
+def causal_self_attention(qkv, n_head, scale=None):
+    """Causal multi-head self-attention straight from a packed (B, T, 3C) projection
+    [q | k | v] (GPT-2's c_attn output) to (B, T, C) with the heads merged.
+
+    The same as splitting, viewing as heads, scaled_dot_product_attention(is_causal=True) and
+    merging back, but one graph node: no split, reshape or transpose nodes, no copies of
+    q, k, v, and one packed gradient instead of three zero-padded ones summed.
+    """
+    if qkv.ndim != 3 or qkv.shape[2] % (3 * n_head):
+        raise ValueError(f"causal_self_attention: expected qkv (B, T, 3C) with C divisible by n_head={n_head}, "
+                         f"got {qkv.shape}")
+    D = qkv.shape[2] // (3 * n_head)
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    return PackedCausalAttention.apply(qkv, n_head=n_head, scale=scale)

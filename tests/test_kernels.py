@@ -404,3 +404,43 @@ def test_out_of_range_indices_raise(backend):
             K.cross_entropy_forward(np.zeros((2, 3)), np.array([0, 3]), IGNORE)
         with pytest.raises(IndexError):
             K.embedding_backward(np.array([0, 5]), np.zeros((2, 4)), 5)
+
+
+# ---- the packed attention op (fused.causal_self_attention) -----------------------------
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_packed_attention_equals_split_heads_composition(dtype, backend):
+    import minigrad as mg
+    from minigrad import functional as F
+    rng = np.random.default_rng(5)
+    B, T, H, D = 2, 7, 3, 4
+    qkv = mg.Tensor(rand(rng, (B, T, 3 * H * D), dtype), requires_grad=True)
+    dy = rand(rng, (B, T, H * D), dtype)
+    with K.use_backend(backend):
+        y = F.causal_self_attention(qkv, H)
+        y.backward(dy)
+        got, got_grad = y.data, qkv.grad
+        qkv.grad = None
+        heads = [t.reshape(B, T, H, D).transpose(1, 2) for t in qkv.split(H * D, axis=2)]
+        ref = F.scaled_dot_product_attention(*heads, is_causal=True).transpose(1, 2).reshape(B, T, H * D)
+        ref.backward(dy)
+    assert got.dtype == dtype and got_grad.dtype == dtype
+    assert_close(got, ref.data, TWIN_TOL[dtype], "packed attention")
+    assert_close(got_grad, qkv.grad, TWIN_TOL[dtype], "packed attention grad")
+
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+def test_packed_attention_gradcheck(backend):
+    import minigrad as mg
+    from minigrad import functional as F
+    qkv = mg.Tensor(np.random.default_rng(6).standard_normal((2, 5, 18)), requires_grad=True)
+    with K.use_backend(backend):
+        assert mg.gradcheck(lambda t: F.causal_self_attention(t, 2, scale=0.7), (qkv,))
+
+
+def test_packed_attention_rejects_bad_shapes():
+    import minigrad as mg
+    from minigrad import functional as F
+    with pytest.raises(ValueError, match="causal_self_attention"):
+        F.causal_self_attention(mg.ones(2, 5, 10), 2)
