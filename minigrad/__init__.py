@@ -20,6 +20,32 @@ import os
 # before NumPy (gpt.model does so); an explicit user setting wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+
+def _reuse_freed_memory():
+    """Keep freed arrays' memory in the process (glibc) for the next step's arrays.
+
+    By default glibc gives every large array its own mmap and returns it to the OS when
+    freed, so each training step page-faults in all its activations and gradients anew:
+    measured 5,700 faults (23 MB of kernel page zeroing) and 12.7 ms of system time per
+    small-GPT step (~13% of it); with these two settings, 2 faults and 0 ms. Peak memory is
+    unchanged (a step's arrays are reused by the next); what differs is that memory freed at
+    the end is kept, not returned. Only on glibc, and not when the user set these limits
+    through MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_.
+    """
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)   # arrays below 1 GiB come from the heap...
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)   # ...which is not shrunk after every free
+    except (OSError, AttributeError):
+        pass  # not glibc: keep the platform's allocator as it is
+
+
+_reuse_freed_memory()
+
 from minigrad import autograd as _autograd  # noqa: E402,F401  (imports first: tensor.py needs it)
 from minigrad.autograd import AnomalyError, Function, detect_anomaly, is_grad_enabled, no_grad
 from minigrad.tensor import Tensor
