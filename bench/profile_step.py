@@ -7,7 +7,9 @@ the optimizer, clipping, and what is left (Python: graph building, autograd book
 
 Every Function subclass's forward and backward is wrapped by a timer for the run (the
 wrappers add ~1 us per call, a few percent of a step at most). "autograd + Python" is the
-step's time minus everything measured inside ops, kernels, clip and AdamW. GFLOP/s uses
+step's time minus everything measured inside ops, kernels, clip and AdamW. The CPU time
+(process_time, summed over threads) is printed too: on a shared machine it moves less
+than wall time at 1 thread. GFLOP/s uses
 model.flops_per_token() (6N + attention) times tokens per step, against the sgemm peak
 measured in this run on the step's own thread count.
 """
@@ -95,25 +97,27 @@ def main(argv=None):
     opt = optim.AdamW(optim.param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
     instrument()
     rng = np.random.default_rng(0)
-    walls = []
+    walls, cpus = [], []
     for i in range(args.warmup + steps):
         if i == args.warmup:
             TIMES.clear()
             CALLS.clear()
         x, y = (rng.integers(0, V, (B, T)) for _ in range(2))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _, loss = model(x, y)
         opt.zero_grad()
         loss.backward()
         optim.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         walls.append(time.perf_counter() - t0)
-    walls = walls[args.warmup:]
+        cpus.append(time.process_time() - c0)
+    walls, cpus = walls[args.warmup:], cpus[args.warmup:]
     step_ms = 1e3 * sum(walls) / steps
     rows = sorted(TIMES.items(), key=lambda kv: -kv[1])
     measured = 1e3 * sum(TIMES.values()) / steps
     print(f"config {args.config} {CONFIGS[args.config]} (L,H,C,T,B,V), {args.threads} threads, "
-          f"{steps} steps: mean step {step_ms:.1f} ms, median {1e3 * statistics.median(walls):.1f} ms\n")
+          f"{steps} steps: mean step {step_ms:.1f} ms, median {1e3 * statistics.median(walls):.1f} ms "
+          f"(CPU time, all threads: median {1e3 * statistics.median(cpus):.1f} ms)\n")
     print(f"{'op':<28} {'calls/step':>10} {'ms/step':>9} {'ms/call':>9} {'% step':>7}")
     for name, sec in rows:
         ms = 1e3 * sec / steps
