@@ -61,14 +61,15 @@ def log_softmax(x, axis=-1):
     return LogSoftmax.apply(x, axis=check_axis(axis, x.ndim, "log_softmax"))
 
 
-# d gelu(x) = gelu'(x) dx  (tanh approximation, as GPT-2)
+# d gelu(x) = gelu'(x) dx  (tanh approximation, as GPT-2; the forward's tanh is kept for it)
 class Gelu(Function):
     def forward(self, x):
         self.x = _c(x)
-        return kernels.gelu_forward(self.x)
+        y, self.t = kernels.gelu_forward_keep_tanh(self.x)
+        return y
 
     def backward(self, g):
-        return kernels.gelu_backward(self.x, _c(g))
+        return kernels.gelu_backward_with_tanh(self.x, self.t, _c(g))
 
 
 def gelu(x):

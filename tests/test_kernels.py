@@ -64,6 +64,11 @@ def mk_ln_bwd(rng, dt, spec):
     return rand(rng, x.shape, dt), x, w, mean, rstd
 
 
+def mk_gelu_bwd_tanh(rng, dt, shape):
+    x, dy = mk_gelu_bwd(rng, dt, shape)
+    return x, K.numpy_impl.gelu_forward_keep_tanh(x)[1], dy
+
+
 def mk_gelu_bwd(rng, dt, shape):
     return rand(rng, shape, dt, 3.0), rand(rng, shape, dt)
 
@@ -116,6 +121,7 @@ MAKERS = {
     "log_softmax_forward": mk_x, "log_softmax_backward": mk_log_softmax_bwd,
     "layer_norm_forward": mk_ln_fwd, "layer_norm_backward": mk_ln_bwd,
     "gelu_forward": mk_x, "gelu_backward": mk_gelu_bwd,
+    "gelu_forward_keep_tanh": mk_x, "gelu_backward_with_tanh": mk_gelu_bwd_tanh,
     "cross_entropy_forward": mk_ce_fwd, "cross_entropy_backward": mk_ce_bwd,
     "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd,
     "embedding_backward": mk_emb_bwd,
@@ -160,6 +166,10 @@ CASES = [
     ("gelu_forward",           (2, 3, 101)),
     ("gelu_backward",          (1,)),
     ("gelu_backward",          (2, 3, 101)),
+    ("gelu_forward_keep_tanh", (1,)),
+    ("gelu_forward_keep_tanh", (2, 3, 101)),
+    ("gelu_backward_with_tanh", (1,)),
+    ("gelu_backward_with_tanh", (2, 3, 101)),
     ("cross_entropy_forward",  (1, 1, 0)),
     ("cross_entropy_forward",  (7, 5, 2)),
     ("cross_entropy_forward",  (33, 65, 0)),
@@ -444,3 +454,15 @@ def test_packed_attention_rejects_bad_shapes():
     from minigrad import functional as F
     with pytest.raises(ValueError, match="causal_self_attention"):
         F.causal_self_attention(mg.ones(2, 5, 10), 2)
+
+
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_gelu_keep_tanh_pair_equals_plain_gelu(dtype, backend):
+    rng = np.random.default_rng(7)
+    x, dy = rand(rng, (3, 50), dtype, 3.0), rand(rng, (3, 50), dtype)
+    with K.use_backend(backend):
+        y, t = K.gelu_forward_keep_tanh(x)
+        assert_close(y, K.gelu_forward(x), TWIN_TOL[dtype], "gelu y")
+        assert_close(K.gelu_backward_with_tanh(x, t, dy), K.gelu_backward(x, dy), TWIN_TOL[dtype], "gelu dx")

@@ -29,6 +29,7 @@ _MODULES = {
     "log_softmax_forward": softmax, "log_softmax_backward": softmax,
     "layer_norm_forward": norm, "layer_norm_backward": norm,
     "gelu_forward": activation, "gelu_backward": activation,
+    "gelu_forward_keep_tanh": activation, "gelu_backward_with_tanh": activation,
     "cross_entropy_forward": loss, "cross_entropy_backward": loss,
     "attention_forward": attention, "attention_backward": attention,
     "embedding_backward": embedding,
@@ -136,6 +137,16 @@ def gelu_forward(x):
 def gelu_backward(x, dy):
     """dx for gelu_forward at x."""
     return _impl.gelu_backward(x, dy)
+
+
+def gelu_forward_keep_tanh(x):
+    """(gelu_forward(x), t) with t = tanh(u), kept for gelu_backward_with_tanh."""
+    return _impl.gelu_forward_keep_tanh(x)
+
+
+def gelu_backward_with_tanh(x, t, dy):
+    """dx for gelu at x, given its t from gelu_forward_keep_tanh."""
+    return _impl.gelu_backward_with_tanh(x, t, dy)
 
 
 def cross_entropy_forward(logits, targets, ignore_index):
