@@ -13,6 +13,10 @@ file fsynced), then swaps it in with two renames: ckpt -> ckpt.old-XXXX,
 ckpt.tmp-XXXX -> ckpt. A crash before the first rename leaves the old folder
 untouched; a crash between the two leaves it under `ckpt.old-XXXX`, which
 `resolve` finds and renames back. So some complete checkpoint always loads.
+
+A plain Hugging Face GPT-2 folder (config.json + model.safetensors, with its
+vocab.json + merges.txt or tokenizer.json) loads too, for sampling and for
+`--init-from`: it has no trainer state, and its tokenizer is HF's files.
 """
 import json
 import os
@@ -25,6 +29,7 @@ import numpy as np
 FORMAT = 1
 TRAINER_STATE = "trainer_state.json"  # written last: its presence marks a complete folder
 TOKENIZER = "tokenizer.txt"
+HF_TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))  # gpt.tokenizer_hf.load_hf's order
 
 
 class CheckpointError(ValueError):
@@ -165,14 +170,30 @@ def read_trainer_state(path):
     return state
 
 
+def is_trainer_checkpoint(path):
+    return (resolve(path) / TRAINER_STATE).exists()
+
+
 def load_model(path):
     from gpt.model import GPT
     return GPT.from_pretrained(str(resolve(path)))
 
 
+def tokenizer_path(path):
+    """The tokenizer of a checkpoint folder: our tokenizer.txt, else the folder itself when it
+    holds Hugging Face tokenizer files (gpt.load_tokenizer reads those from a folder)."""
+    folder = resolve(path)
+    if (folder / TOKENIZER).exists():
+        return folder / TOKENIZER
+    if any(all((folder / name).exists() for name in names) for names in HF_TOKENIZER_FILES):
+        return folder
+    looked = ", ".join([TOKENIZER] + [" + ".join(names) for names in HF_TOKENIZER_FILES])
+    raise CheckpointError(f"{folder} has no tokenizer: looked for {looked}")
+
+
 def load_tokenizer(path):
     from gpt.tokenizer_io import load_tokenizer as load
-    return load(str(resolve(path) / TOKENIZER))
+    return load(str(tokenizer_path(path)))
 
 
 def load_optimizer_state(path):
@@ -186,6 +207,18 @@ def load_optimizer_state(path):
 
 
 def load(path):
-    """(model, tokenizer, trainer_state) of a checkpoint or run folder."""
-    state = read_trainer_state(path)
-    return load_model(path), load_tokenizer(path), state
+    """(model, tokenizer, trainer_state) of a checkpoint or run folder; trainer_state is None
+    for a Hugging Face folder, which has none."""
+    folder = resolve(path)
+    hf_folder = not (folder / TRAINER_STATE).exists() and (folder / "config.json").exists()
+    state = None if hf_folder else read_trainer_state(path)
+    model, tokenizer = load_model(path), load_tokenizer(path)
+    check_vocab(model, tokenizer, folder)
+    return model, tokenizer, state
+
+
+def check_vocab(model, tokenizer, where):
+    """Every id the tokenizer can produce must have an embedding (more rows are fine: padded vocabs)."""
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise CheckpointError(f"{where}: the tokenizer has {tokenizer.vocab_size} ids but the model only "
+                              f"{model.config.vocab_size} (config.json vocab_size); they do not belong together")

@@ -39,9 +39,12 @@ def _add_train(sub):
 
 def _add_sample(sub):
     p = sub.add_parser("sample", help="generate text from a checkpoint")
-    p.add_argument("--ckpt", required=True, help="checkpoint folder or run folder")
+    p.add_argument("--ckpt", required=True, help="checkpoint folder, run folder or Hugging Face GPT-2 folder")
+    p.add_argument("--tokenizer", default=None, help="tokenizer file or folder, for a checkpoint "
+                                                     "without one (default: the checkpoint's)")
     prompt = p.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
+    prompt.add_argument("--prompt", default=None, help="text to continue (default: a newline); special "
+                                                        "tokens such as <|endoftext|> count as such")
     prompt.add_argument("--prompt-file", default=None, help="read the prompt from this UTF-8 file")
     p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate (default: 300)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
@@ -110,21 +113,31 @@ def _prompt_ids(args, tokenizer):
         text = _decode(args.prompt_file, "strict")
     else:
         text = args.prompt if args.prompt is not None else "\n"
-    try:
-        ids = tokenizer.encode(text)
+    try:  # GPT-2's unconditional prompt is <|endoftext|>: special tokens in a prompt are meant
+        ids = tokenizer.encode(text, allowed_special="all")
     except Exception as e:  # noqa: BLE001  (TokenizerError, with the offending character)
         from gpt.data import DataError
         raise DataError(f"cannot encode the prompt with this checkpoint's tokenizer: {e}") from None
     return ids or [0]
 
 
-def cmd_sample(args):
+def _model_and_tokenizer(args):
+    """The checkpoint's model with its own tokenizer, or with --tokenizer when given."""
     from gpt import checkpoint
+    if args.tokenizer is None:
+        return checkpoint.load(args.ckpt)[:2]
+    from gpt.tokenizer_io import load_tokenizer
+    model, tokenizer = checkpoint.load_model(args.ckpt), load_tokenizer(args.tokenizer)
+    checkpoint.check_vocab(model, tokenizer, args.tokenizer)
+    return model, tokenizer
+
+
+def cmd_sample(args):
     from gpt.sample import generate, stream
     if args.max_new_tokens < 0 or args.num_samples < 1:
         from gpt.config import ConfigError
         raise ConfigError("--max-new-tokens must be >= 0 and --num-samples >= 1")
-    model, tokenizer, _ = checkpoint.load(args.ckpt)
+    model, tokenizer = _model_and_tokenizer(args)
     ids = _prompt_ids(args, tokenizer)
     kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     for n in range(args.num_samples):
@@ -186,7 +199,8 @@ def cmd_eval(args):
     from gpt import checkpoint, data
     from gpt.config import ConfigError, TrainConfig
     model, tokenizer, state = checkpoint.load(args.ckpt)
-    dcfg = TrainConfig.from_dict(state["config"]).data  # clean the text as training did
+    # clean the text as training did; a Hugging Face folder has no training config: the defaults
+    dcfg = TrainConfig.from_dict(state["config"] if state else {}).data
     dcfg.data = args.data
     dcfg.errors = args.errors or dcfg.errors
     text, report = data.load_text(dcfg)

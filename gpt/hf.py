@@ -179,7 +179,7 @@ def from_pretrained(cls, directory, dtype=np.float32):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config_path}: not valid JSON ({e})") from None
     model = _build_uninitialised(cls, config_from_hf(cfg, config_path), dtype)
-    return hf_weights.load_into(model, files)
+    return hf_weights.load_into(model, files).eval()  # as transformers: dropout off until trained
 
 
 def _build_uninitialised(cls, config, dtype):

@@ -72,25 +72,39 @@ class Trainer:
         self.optimizer = self._new_optimizer()
 
     def _setup_init_from(self):
-        """The checkpoint's tokenizer, architecture and weights; only dropout may be retyped."""
+        """The checkpoint's tokenizer, architecture and weights; the checkpoint is one of ours or
+        a Hugging Face GPT-2 folder. Only dropout may be retyped, and block_size lowered."""
         import dataclasses
         from gpt.model import GPT
         src = self.cfg.run.init_from
-        state = checkpoint.read_trainer_state(src)
-        self.tokenizer = checkpoint.load_tokenizer(src)
+        state = checkpoint.read_trainer_state(src) if checkpoint.is_trainer_checkpoint(src) else None
         source = checkpoint.load_model(src)
+        self.tokenizer = checkpoint.load_tokenizer(src)
+        checkpoint.check_vocab(source, self.tokenizer, src)
         saved, m = source.config, self.cfg.model
-        typed = {k: v for k, v in self.explicit.items() if k in MODEL_FIELDS and v != getattr(saved, k)}
+        # --block-size may shorten the context (GPT-2's 1024 positions need over 1024 tokens per
+        # split), never lengthen it: a position the checkpoint never learned has no embedding
+        block = self.explicit.get("block_size", saved.block_size)
+        if block > saved.block_size:
+            raise ConfigError(f"--init-from keeps the checkpoint's {saved.block_size} positions; "
+                              f"--block-size {block} can only lower it")
+        typed = {k: v for k, v in self.explicit.items()
+                 if k in MODEL_FIELDS and k != "block_size" and v != getattr(saved, k)}
         if typed:
             raise ConfigError(f"--init-from keeps the checkpoint's model; {typed} differ from it")
         dropout = m.dropout if "dropout" in self.explicit else saved.dropout
         for k in MODEL_FIELDS:
             setattr(m, k, getattr(saved, k))
-        m.dropout = dropout
-        self.model = GPT(dataclasses.replace(saved, dropout=dropout))
-        self.model.load_state_dict(source.state_dict())
-        self.cfg.data.tokenizer = str(checkpoint.resolve(src) / checkpoint.TOKENIZER)
-        self.print(f"fine-tuning from {src} (iteration {state['iter']}), fresh optimizer")
+        m.block_size, m.dropout = block, dropout
+        self.model = GPT(dataclasses.replace(saved, dropout=dropout, block_size=block))
+        weights = source.state_dict()
+        # a shorter context uses only the first learned positions (nanoGPT's crop_block_size)
+        weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][:block]
+        self.model.load_state_dict(weights)
+        self.cfg.data.tokenizer = str(checkpoint.tokenizer_path(src))
+        origin = f"iteration {state['iter']}" if state else "a Hugging Face GPT-2 folder"
+        cropped = f", positions cropped to {block}" if block < saved.block_size else ""
+        self.print(f"fine-tuning from {src} ({origin}{cropped}), fresh optimizer")
 
     def _new_model(self):
         from gpt.model import GPT, GPTConfig
@@ -121,7 +135,7 @@ class Trainer:
                                  f"checkpoint was written; resume needs the same text")
         self.train_text, self.val_text = data.split_text(self.text, cfg.data.val_fraction)
         self.tokenizer = checkpoint.load_tokenizer(self.ckpt)
-        self.model = checkpoint.load_model(self.ckpt)
+        self.model = checkpoint.load_model(self.ckpt).train()  # loaded models come in eval mode
         self.optimizer = self._new_optimizer()
         self.optimizer.load_state_dict(checkpoint.load_optimizer_state(self.ckpt))
         o = cfg.optim  # the saved groups carry the old hyperparameters: typed flags win

@@ -60,9 +60,10 @@ def our_logits(model, idx):
 
 def hf_greedy(model, prompt, n):
     torch = require("torch")
-    with torch.no_grad():
-        return model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, pad_token_id=0,
-                              eos_token_id=None)[0].tolist()
+    ids = torch.tensor([prompt])
+    with torch.no_grad():  # an explicit mask: HF would mask prompt tokens equal to pad_token_id
+        return model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                              pad_token_id=0, eos_token_id=None)[0].tolist()
 
 
 def ids_for(config, seed=0):
