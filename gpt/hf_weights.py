@@ -73,6 +73,8 @@ def read_header(path):
             header = json.loads(f.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{path}: damaged safetensors header ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: damaged safetensors header (not a JSON object)")
     header.pop("__metadata__", None)
     start, entries = 8 + n, {}
     for key, info in header.items():

@@ -169,6 +169,16 @@ def test_equivalent_settings_are_accepted(saved):
     assert GPT.from_pretrained(saved).config.n_embd == 8
 
 
+def test_loaded_model_is_in_eval_mode(saved):
+    """As transformers: dropout (0.1 in HF's default config) is off until a trainer turns it on."""
+    edit_config(saved, resid_pdrop=0.1)
+    model = GPT.from_pretrained(saved)
+    assert model.config.dropout == 0.1 and not model.training
+    idx = np.arange(8)[None] % 30
+    with mg.no_grad():  # no dropout: two calls agree
+        assert np.array_equal(model(idx)[0].data, model(idx)[0].data)
+
+
 def test_missing_config_names_the_file(saved):
     os.remove(saved / "config.json")
     with pytest.raises(FileNotFoundError, match="no config.json found"):
@@ -204,9 +214,15 @@ def test_truncated_weights(saved):
         GPT.from_pretrained(saved)
 
 
-def test_garbage_weights(saved):
-    (saved / "model.safetensors").write_bytes(b"\xff" * 64)
-    with pytest.raises(CheckpointError, match="not a safetensors file"):
+@pytest.mark.parametrize("data, message", [
+    (b"\xff" * 64, "not a safetensors file"),
+    (len(b"[1, 2]").to_bytes(8, "little") + b"[1, 2]", "damaged safetensors header"),
+    (len(b"{nope").to_bytes(8, "little") + b"{nope", "damaged safetensors header"),
+    (len(b'{"a": 3}').to_bytes(8, "little") + b'{"a": 3}', "tensor 'a' has a malformed header entry"),
+])
+def test_garbage_weights(saved, data, message):
+    (saved / "model.safetensors").write_bytes(data)
+    with pytest.raises(CheckpointError, match=message):
         GPT.from_pretrained(saved)
 
 
