@@ -46,6 +46,7 @@ def worker(impl, block, new_tokens, reps, threads):
     from gpt.sample import generate
     minigrad.kernels.set_num_threads(threads)
     model = build(block)
+    model.eval()  # as a sampling script would (generate restores the mode it finds after each token)
     prompt = [1]
     if impl.startswith("ours"):
         threadpool_limits(threads)

@@ -25,9 +25,61 @@ def matmul_numpy(a, b):
 def matmul_numba(a, b):
     if a.ndim > 2 and b.ndim == 2:
         # Fold the batch dims into rows: one big GEMM instead of one per batch item.
-        out = np.matmul(a.reshape(-1, a.shape[-1]), b)
-        return out.reshape(a.shape[:-1] + (b.shape[-1],))
-    return np.matmul(a, b)
+        return _matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+    return _matmul(a, b)
+
+
+# Below this many FLOPs per matrix product, BLAS runs on the calling thread only. OpenBLAS
+# splits any GEMM above ~0.5 MFLOP over all its threads; a split one waits for every
+# thread, and on a 2-core machine where another process holds a core that wait was a
+# scheduler slice: sampling's (64,128)@(128,384) forwards took ~260 ms each instead of ~3.
+# Products this small gain at most tens of microseconds from a second thread when the
+# machine is idle; the training GEMMs (~75 MFLOP in the small GPT) keep all threads.
+SMALL_GEMM_FLOPS = 1 << 24
+
+
+def _matmul(a, b):
+    rows = a.shape[-2] if a.ndim > 1 else 1          # 1-d operands as in np.matmul
+    cols = b.shape[-1] if b.ndim > 1 else 1
+    flops = 2 * rows * a.shape[-1] * cols
+    if flops >= SMALL_GEMM_FLOPS:
+        return np.matmul(a, b)
+    with one_blas_thread():
+        return np.matmul(a, b)
+
+
+class one_blas_thread:
+    """Context manager: OpenBLAS on one thread inside (~1 us; threadpoolctl's limiter costs
+    ~100x that). A no-op without threadpoolctl or with another BLAS."""
+    _api = None   # (get, set) of NumPy's OpenBLAS, found on first use; False if none
+
+    def __enter__(self):
+        api = one_blas_thread._api
+        if api is None:
+            api = one_blas_thread._api = _openblas_thread_api() or False
+        self.restore = api[0]() if api else 1
+        if self.restore > 1:
+            api[1](1)
+
+    def __exit__(self, *exc):
+        if self.restore > 1:
+            one_blas_thread._api[1](self.restore)
+
+
+def _openblas_thread_api():
+    try:
+        from threadpoolctl import ThreadpoolController
+        libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
+    except Exception:  # threadpoolctl missing or failing: leave BLAS alone
+        return None
+    for lib in libs:
+        for prefix in ("", "scipy_"):         # scipy-openblas wheels prefix and suffix symbols
+            for suffix in ("", "64_"):
+                get = getattr(lib.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                set_ = getattr(lib.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    return get, set_
+    return None
 
 
 # bmm: c[p] = a[p] @ b[p] for 3-D C-contiguous a (P, M, K), b (P, K, N); one thread per p,
