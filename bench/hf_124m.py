@@ -2,7 +2,7 @@
 how much memory that takes, and how fast it samples, with and without the key-value cache;
 transformers' GPT2LMHeadModel on the same folder as the reference when it is installed.
 
-    python bench/hf_124m.py            # 3 load rounds, 3 timed generations each way (~3-4 min)
+    python bench/hf_124m.py            # 3 load rounds, 3 timed cached generations (minutes; more on a busy machine)
     python bench/hf_124m.py --quick    # 1 load round, 1 timed generation each way
 
 The folder (random weights, GPT-2's 124M shape: 12 layers, 12 heads, n_embd 768, vocab
@@ -90,7 +90,7 @@ def worker_load(impl, folder, threads):
     return dict(load_s=seconds, base_kib=base, peak_kib=status_kib("VmHWM"))
 
 
-def worker_sample(impl, folder, threads, reps):
+def worker_sample(impl, folder, threads, reps, nocache_reps=1):
     """Load, then greedy generation with and without the cache: times and tokens."""
     limit_threads(threads, impl == "transformers")
     prompt = prompt_ids()
@@ -113,7 +113,7 @@ def worker_sample(impl, folder, threads, reps):
     for cache in (True, False):
         run(cache, 4)  # warm-up: JIT compilation, thread pools, first-touch of buffers
         times = []
-        for _ in range(reps):
+        for _ in range(reps if cache else nocache_reps):
             t0 = time.perf_counter()
             tokens = run(cache)
             times.append(time.perf_counter() - t0)
@@ -182,7 +182,8 @@ def same_tokens(samples):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="load measurements per implementation")
-    parser.add_argument("--reps", type=int, default=3, help="timed generations each way")
+    parser.add_argument("--reps", type=int, default=3, help="timed generations with the cache (without it: "
+                                                            "one, it is ~15x slower)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-transformers", action="store_true", help="ours only")
     parser.add_argument("--quick", action="store_true", help="1 load round, 1 timed generation each way")
@@ -213,7 +214,7 @@ def main(argv=None):
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nmachine load average {load} (1/5/15 min; above {args.threads} means other work shared the cores)")
     print(f"{args.threads} threads; greedy, {NEW_TOKENS} new tokens from a {PROMPT_LEN}-token prompt; "
-          f"{rounds} load round(s), {reps} timed generation(s) each way, fresh subprocesses\n")
+          f"{rounds} load round(s), {reps} timed generation(s) with the cache and 1 without, fresh subprocesses\n")
     print(table(loads, samples))
     print(f"\nsame greedy tokens ({' and '.join(impls)}, cache and no cache): {same_tokens(samples)}")
 
