@@ -72,8 +72,9 @@ class RunConfig:
     threads: typing.Optional[int] = opt(None, "compute threads (default: all cores)")
     out: typing.Optional[str] = opt(None, "run folder (default: runs/<preset>-<time>)")
     resume: bool = opt(False, "continue the run in --out from its checkpoint")
-    init_from: typing.Optional[str] = opt(None, "fine-tune from this checkpoint: its model and "
-                                                "tokenizer, a fresh optimizer")
+    init_from: typing.Optional[str] = opt(None, "fine-tune from a checkpoint folder (ours or a "
+                                                "Hugging Face GPT-2 one): its model and tokenizer, "
+                                                "a fresh optimizer; --block-size may be lowered")
     sample_tokens: int = opt(300, "tokens to sample and print when training ends (0 = none)")
 
 
