@@ -136,17 +136,7 @@ def test_our_checkpoint_generates_the_same_tokens_in_transformers(tmp_path):
 
 # ---- folders that must be refused, with the file, key or tensor named ------------------------
 
-@pytest.fixture
-def saved(tmp_path):
-    mg.manual_seed(4)
-    GPT(GPTConfig(vocab_size=30, block_size=8, n_layer=1, n_head=2, n_embd=8)).save_pretrained(tmp_path)
-    return tmp_path
-
-
-def edit_config(path, **changes):
-    cfg = json.loads((path / "config.json").read_text())
-    cfg.update(changes)
-    (path / "config.json").write_text(json.dumps(cfg))
+from test_hf import edit_config, saved  # noqa: E402,F401  (the same saved folder and config editor)
 
 
 @pytest.mark.parametrize("changes, message", [
