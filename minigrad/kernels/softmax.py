@@ -30,11 +30,13 @@ def log_softmax_backward_numpy(y, dy):
 
 # ---- Numba ---------------------------------------------------------------------------------
 # One pass per row instead of NumPy's five temporaries, rows split into blocks over threads,
-# and exp_row (vectorised) instead of libm exp. Sums accumulate in float64.
+# and a vectorised exp (inlined exp_neg for softmax, exp_row for log-softmax) instead of
+# libm exp. Sums accumulate in float64.
 
 from numba import njit  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks  # noqa: E402
+from .common import (EXP_CONSTANTS, EXP_NEG_MIN, FASTMATH, exp_neg, exp_row,  # noqa: E402
+                     exp_scratch, row_blocks)
 
 
 def _as_rows(x):
@@ -52,22 +54,29 @@ def _row_max(row):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _softmax_fwd_kernel(x, y, bits, k):
+def _softmax_fwd_kernel(x, y):
+    # exp, store and sum in one vectorised loop (the inlined exp_neg: no call per row, which
+    # dominated on short attention rows)
     n, c = x.shape
-    nblk = bits.shape[0]
-    for b in range(nblk):
-        for i in range(b * n // nblk, (b + 1) * n // nblk):
-            row = y[i]
-            m = _row_max(x[i])
-            for j in range(c):
-                row[j] = x[i, j] - m
-            exp_row(row, bits[b], k)
+    for i in range(n):
+        m = _row_max(x[i])
+        s = 0.0
+        clamped = False
+        for j in range(c):
+            d = x[i, j] - m
+            e = exp_neg(d)
+            y[i, j] = e
+            s += e
+            clamped |= d < EXP_NEG_MIN
+        if clamped:  # exp_neg stops at exp(-40); redo this row with the exact exp
             s = 0.0
             for j in range(c):
-                s += row[j]
-            inv = x.dtype.type(1.0 / s)
-            for j in range(c):
-                row[j] *= inv
+                e = np.exp(x[i, j] - m)
+                y[i, j] = e
+                s += e
+        inv = x.dtype.type(1.0 / s)
+        for j in range(c):
+            y[i, j] *= inv
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -124,8 +133,7 @@ def softmax_forward_numba(x):
         return softmax_forward_numpy(x)
     x2 = _as_rows(x)
     y = np.empty_like(x2)
-    _softmax_fwd_kernel(x2, y, exp_scratch(x2.dtype, row_blocks(len(x2)), x2.shape[1]),
-                        EXP_CONSTANTS[x2.dtype])
+    _softmax_fwd_kernel(x2, y)
     return y.reshape(x.shape)
 
 
