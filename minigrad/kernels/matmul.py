@@ -34,15 +34,20 @@ def matmul_numba(a, b):
 # thread, and on a 2-core machine where another process holds a core that wait was a
 # scheduler slice: sampling's (64,128)@(128,384) forwards took ~260 ms each instead of ~3.
 # Products this small gain at most tens of microseconds from a second thread when the
-# machine is idle; the training GEMMs (~75 MFLOP in the small GPT) keep all threads.
-SMALL_GEMM_FLOPS = 1 << 24
+# machine is idle (the char-level lm_head, 12.8 MFLOP, stays above and keeps both threads).
+# A batch of products (attention's per-head matmuls) runs faster on one thread up to much
+# larger sizes: OpenBLAS splits each small matrix, not the batch, and pays a sync per item
+# (measured (8,6,256,64)@(8,6,64,256): 5.4 ms on one thread vs 8.7 ms on two).
+SMALL_GEMM_FLOPS = 1 << 23
+SMALL_BATCHED_GEMM_FLOPS = 1 << 26   # per matrix of the batch
 
 
 def _matmul(a, b):
     rows = a.shape[-2] if a.ndim > 1 else 1          # 1-d operands as in np.matmul
     cols = b.shape[-1] if b.ndim > 1 else 1
     flops = 2 * rows * a.shape[-1] * cols
-    if flops >= SMALL_GEMM_FLOPS:
+    batched = a.ndim > 2 and b.ndim > 2
+    if flops >= (SMALL_BATCHED_GEMM_FLOPS if batched else SMALL_GEMM_FLOPS):
         return np.matmul(a, b)
     with one_blas_thread():
         return np.matmul(a, b)
