@@ -19,26 +19,31 @@ HF_CONFIGS = [  # (vocab, positions, width, layers, heads)
 ]
 
 
-def hf_model(vocab, positions, width, layers, heads, seed=0):
+def random_hf_model(seed=0, **config):
+    """A random transformers GPT-2 built from GPT2Config(**config), with biases and LayerNorms
+    randomised too (HF zero-inits them, which would hide mistakes in their handling)."""
     torch = require("torch")
     transformers = require("transformers")
     torch.manual_seed(seed)
-    cfg = transformers.GPT2Config(vocab_size=vocab, n_positions=positions, n_embd=width, n_layer=layers,
-                                  n_head=heads, activation_function="gelu_new", resid_pdrop=0.0,
-                                  embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None,
-                                  attn_implementation="eager")
+    cfg = transformers.GPT2Config(bos_token_id=None, eos_token_id=None, attn_implementation="eager", **config)
     model = transformers.GPT2LMHeadModel(cfg).eval()
-    with torch.no_grad():  # HF zero-inits biases and LN; randomise them so they are really tested
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith(".bias") or ".ln_" in name:
                 p.add_(torch.randn_like(p) * 0.1)
     return model
 
 
+def hf_model(vocab, positions, width, layers, heads, seed=0):
+    return random_hf_model(seed, vocab_size=vocab, n_positions=positions, n_embd=width, n_layer=layers,
+                           n_head=heads, activation_function="gelu_new", resid_pdrop=0.0,
+                           embd_pdrop=0.0, attn_pdrop=0.0)
+
+
 def hf_logits(model, idx):
     torch = require("torch")
     with torch.no_grad():
-        return model(torch.from_numpy(idx)).logits.numpy()
+        return model(torch.from_numpy(idx)).logits.float().numpy()
 
 
 def our_logits(model, idx):

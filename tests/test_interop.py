@@ -31,25 +31,8 @@ VARIANTS = [
 PROMPT = [3, 1, 4, 1, 5]
 
 
-def hf_model(seed=0, **kwargs):
-    """A random transformers GPT-2 (default dropout 0.1, as a user's config would have), with
-    biases and LayerNorms randomised too (HF zero-inits them, which would hide mistakes)."""
-    torch = require("torch")
-    transformers = require("transformers")
-    torch.manual_seed(seed)
-    cfg = transformers.GPT2Config(bos_token_id=None, eos_token_id=None, attn_implementation="eager", **kwargs)
-    model = transformers.GPT2LMHeadModel(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(".bias") or ".ln_" in name:
-                p.add_(torch.randn_like(p) * 0.1)
-    return model
-
-
-def hf_logits(model, idx):
-    torch = require("torch")
-    with torch.no_grad():
-        return model(torch.from_numpy(idx)).logits.float().numpy()
+# a user's config keeps transformers' default dropout 0.1 (the model is in eval mode)
+from test_hf import hf_logits, random_hf_model as hf_model  # noqa: E402
 
 
 def our_logits(model, idx):
