@@ -3,6 +3,11 @@
 whole context for every token (use_cache=False), and a plain PyTorch loop over the same
 model and weights recomputing the context (no cache).
 
+generate() runs on GPT.decode (gpt/decode.py), the forward pass on bare arrays, with or
+without the cache, so "cache speed-up" compares the two algorithms on the same code. The
+last column is the loop a user would write over the Tensor forward pass (model(ids) under
+no_grad, recomputing): what generate cost before decode.py existed.
+
     python bench/sample_speed.py              # block 64 (the training shape) and block 320
     python bench/sample_speed.py --quick
 
@@ -27,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-IMPLS = ("ours-cache", "ours-nocache", "torch-nocache")
+IMPLS = ("ours-cache", "ours-nocache", "torch-nocache", "ours-tensor-nocache")
 
 
 def build(block):
@@ -48,7 +53,17 @@ def worker(impl, block, new_tokens, reps, threads):
     model = build(block)
     model.eval()  # as a sampling script would (generate restores the mode it finds after each token)
     prompt = [1]
-    if impl.startswith("ours"):
+    if impl == "ours-tensor-nocache":
+        threadpool_limits(threads)
+
+        def run():
+            ids = list(prompt)
+            with minigrad.no_grad():
+                for _ in range(new_tokens):
+                    logits, _ = model(np.array([ids[-block:]]))
+                    ids.append(int(logits.data[0, -1].argmax()))
+            return ids
+    elif impl.startswith("ours"):
         threadpool_limits(threads)
         run = lambda: generate(model, prompt, new_tokens, do_sample=False, use_cache=impl == "ours-cache")[0]  # noqa: E731
     else:
@@ -88,7 +103,7 @@ def main(argv=None):
     print(f"{args.tokens} new tokens, greedy, prompt of 1 token, model 4x4x128 vocab 65; {args.threads} threads; "
           f"each implementation in its own subprocess, {rounds} round(s) x {reps} runs, medians\n")
     print(f"{'block':>5} {'ours cache s':>13} {'ours no cache s':>16} {'torch no cache s':>17} "
-          f"{'cache speed-up':>15} {'cache vs torch':>15}  same tokens")
+          f"{'cache speed-up':>15} {'cache vs torch':>15}  same tokens {'Tensor-path no cache s':>23}")
     for block in map(int, args.blocks.split(",")):
         res = {i: [] for i in IMPLS}
         toks = {}
@@ -103,10 +118,10 @@ def main(argv=None):
                 res[impl] += d["times"]
                 toks[impl] = d["tokens"]
         med = {i: statistics.median(t) for i, t in res.items()}
-        same = toks["ours-cache"] == toks["ours-nocache"] == toks["torch-nocache"]
+        same = len({tuple(t) for t in toks.values()}) == 1
         print(f"{block:>5} {med['ours-cache']:>13.3f} {med['ours-nocache']:>16.3f} {med['torch-nocache']:>17.3f} "
               f"{med['ours-nocache'] / med['ours-cache']:>14.1f}x {med['torch-nocache'] / med['ours-cache']:>14.2f}x  "
-              f"{same}", flush=True)
+              f"{str(same):>11} {med['ours-tensor-nocache']:>23.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import numpy as np
 from minigrad import Tensor, functional as F, nn
 from minigrad.autograd import is_grad_enabled
 from minigrad.random import rng
+from gpt.decode import last_logits
 
 # Architectures by name; each preset overrides GPTConfig's defaults.
 PRESETS = {
@@ -85,12 +86,19 @@ class KVCache:
         self.length = 0  # positions filled, i.e. the position of the next token
         self.capacity = config.block_size
 
-    def update(self, layer, k, v):
-        """Store this step's k, v (B, H, T, D) for `layer`; return all keys and values so far."""
+    def append(self, layer, k, v):
+        """Store this step's k, v arrays (B, H, T, D) for `layer`; return views of all the
+        keys and values so far (B, H, Tk, D), Tk = length + T. length moves on only when
+        the whole forward is done (the caller adds T), so every layer writes at the same place."""
         start, end = self.length, self.length + k.shape[2]
-        self.k[layer][:, :, start:end] = k.data
-        self.v[layer][:, :, start:end] = v.data
-        return Tensor(self.k[layer][:, :, :end]), Tensor(self.v[layer][:, :, :end])  # (B, H, Tk, D)
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def update(self, layer, k, v):
+        """append() for Tensors, as the Tensor forward pass uses it."""
+        keys, values = self.append(layer, k.data, v.data)
+        return Tensor(keys), Tensor(values)  # (B, H, Tk, D)
 
 
 class CausalSelfAttention(nn.Module):
@@ -240,6 +248,12 @@ class GPT(nn.Module):
         V = logits.shape[-1]
         loss = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T), ignore_index=-100)  # (B*T, V)
         return logits, loss
+
+    def decode(self, idx, kv_cache=None):
+        """Inference: logits of the last position (B, V) as a plain array, the same numbers
+        as forward(idx, kv_cache=...)[0][:, -1] without building a graph (gpt/decode.py);
+        what generate() calls for every token."""
+        return last_logits(self, self._check_ids(idx, "idx"), kv_cache)
 
     def _check_ids(self, ids, what, ignore_index=None):
         ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)

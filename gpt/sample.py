@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from minigrad import Tensor, no_grad
+from minigrad import Tensor
 from gpt.model import KVCache
 
 
@@ -89,19 +89,10 @@ def _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample,
 
 
 def _forward(model, ids, cache):
-    """Last-position logits (N, V) as float64, in eval mode and without a graph; the
-    caller's mode and grad state are restored before control returns to it, so a
-    paused stream never leaves them changed."""
-    was_training = model.training
-    if was_training:  # model.train()/eval() walk every module: ~2 ms a token, so only if needed
-        model.eval()
-    try:
-        with no_grad():
-            logits, _ = model(ids, kv_cache=cache)  # (N, T, V)
-    finally:
-        if was_training:
-            model.train(True)
-    return logits.data[:, -1, :].astype(np.float64)  # (N, V)
+    """Last-position logits (N, V) as float64 from GPT.decode (gpt/decode.py): the forward
+    pass on bare arrays, no graph and no dropout, so the model's mode and grad state are
+    untouched."""
+    return model.decode(ids, cache).astype(np.float64)  # (N, V)
 
 
 def _choose(logits, greedy, temperature, top_k, top_p, gen):
