@@ -98,7 +98,7 @@ def main(argv=None):
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--only", default="", help="substring of kernel names to run")
     opts = ap.parse_args(argv)
-    print(f"numpy {np.__version__}, numba threads {K.get_num_threads()}, dtype {opts.dtype}, "
+    print(f"numpy {np.__version__}, kernel threads {K.get_num_threads()}, dtype {opts.dtype}, "
           f"median of {opts.reps}, load avg {os.getloadavg()[0]:.1f}")
     head = f"{'kernel':24s} {'shape':36s} {'twin ms':>9s} {'numba ms':>9s} {'speedup':>8s}"
     print(head + f" {'GF/s ours':>9s} {'GF/s np.mm':>10s} {'prange bmm ms':>13s}")

@@ -332,13 +332,10 @@ def _get(cfg, name):
 
 
 def set_threads(n):
-    """Numba's threads and, when threadpoolctl is installed, BLAS's (matmuls run in OpenBLAS)."""
+    """The kernels' threads (minigrad/kernels/threads.py) and BLAS's (matmuls run in OpenBLAS)."""
+    import threadpoolctl
     minigrad.kernels.set_num_threads(n)
-    try:
-        import threadpoolctl
-        threadpoolctl.threadpool_limits(n, user_api="blas")
-    except ImportError:
-        pass
+    threadpoolctl.threadpool_limits(n, user_api="blas")
 
 
 def _install_sigint(trainer):

@@ -15,11 +15,12 @@ import contextlib
 import os
 from types import SimpleNamespace
 
-# The kernels are serial (kernels/common.py says why), so no OpenMP pool is started here and
-# OMP_WAIT_POLICY is left as the user set it (it used to be set to PASSIVE at import, which
-# also changed the behaviour of torch when imported after minigrad).
+# The kernels are compiled serial and split over Python threads (kernels/threads.py says why),
+# so no OpenMP pool is started here and OMP_WAIT_POLICY is left as the user set it (it used to
+# be set to PASSIVE at import, which also changed the behaviour of torch when imported after
+# minigrad).
 
-from . import activation, attention, embedding, loss, matmul as _matmul, norm, optim, softmax
+from . import activation, attention, embedding, loss, matmul as _matmul, norm, optim, softmax, threads
 
 BACKENDS = ("numba", "numpy")
 
@@ -81,15 +82,13 @@ def use_backend(name):
 
 
 def set_num_threads(n):
-    """Numba's thread count (numba.set_num_threads). The GPT kernels are serial; only the
-    reference bmm_prange uses it. BLAS threads are set with threadpoolctl."""
-    import numba
-    numba.set_num_threads(int(n))
+    """How many threads the kernels split their rows over (kernels/threads.py); the default
+    is the number of usable cores. BLAS's own threads are separate (threadpoolctl)."""
+    threads.set_threads(n)
 
 
 def get_num_threads():
-    import numba
-    return numba.get_num_threads()
+    return threads.get_threads()
 
 
 # ---- dispatch: the only functions the autograd layer calls -------------------------------

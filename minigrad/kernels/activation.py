@@ -39,11 +39,11 @@ def gelu_backward_with_tanh_numpy(x, t, dy):
 # error model puts a zero check on every division, which also stops vectorisation; hence
 # error_model="numpy". tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|) from
 # common.exp_neg (relative error ~2e-13: far inside float32, and float64's test tolerance).
-# Serial, not prange: at GPT sizes this runs at memory speed on one core, and
-# stays off the cores the BLAS threads use next.
+# Serial kernels, split over threads in contiguous pieces by kernels/threads.py.
 
 from numba import njit  # noqa: E402
 
+from . import threads  # noqa: E402
 from .common import JIT, exp_neg  # noqa: E402
 
 TANH_CLAMP = 20.0     # tanh(20) = 1 - 8e-18: exactly 1 in float64
@@ -75,14 +75,14 @@ def _gelu_bwd_kernel(x, dy, dx):
 def gelu_forward_numba(x):
     x1 = np.ascontiguousarray(x).reshape(-1)
     y = np.empty_like(x1)
-    _gelu_fwd_kernel(x1, y)
+    _by_pieces(_gelu_fwd_kernel, x1, y)
     return y.reshape(x.shape)
 
 
 def gelu_backward_numba(x, dy):
     x1 = np.ascontiguousarray(x).reshape(-1)
     dx = np.empty_like(x1)
-    _gelu_bwd_kernel(x1, np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1), dx)
+    _by_pieces(_gelu_bwd_kernel, x1, np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1), dx)
     return dx.reshape(x.shape)
 
 
@@ -108,13 +108,23 @@ def _gelu_bwd_tanh_kernel(x, t, dy, dx):
 def gelu_forward_keep_tanh_numba(x):
     x1 = np.ascontiguousarray(x).reshape(-1)
     y, t = np.empty_like(x1), np.empty_like(x1)
-    _gelu_fwd_keep_kernel(x1, y, t)
+    _by_pieces(_gelu_fwd_keep_kernel, x1, y, t)
     return y.reshape(x.shape), t.reshape(x.shape)
 
 
 def gelu_backward_with_tanh_numba(x, t, dy):
     x1 = np.ascontiguousarray(x).reshape(-1)
     dx = np.empty_like(x1)
-    _gelu_bwd_tanh_kernel(x1, np.ascontiguousarray(t, dtype=x.dtype).reshape(-1),
-                          np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1), dx)
+    _by_pieces(_gelu_bwd_tanh_kernel, x1, np.ascontiguousarray(t, dtype=x.dtype).reshape(-1),
+               np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1), dx)
     return dx.reshape(x.shape)
+
+
+# Elements per piece: below this a helper thread's start-up (~30 us) outweighs its half.
+MIN_PIECE = 1 << 15
+
+
+def _by_pieces(kernel, *flat):
+    """kernel(*flat) on one contiguous piece of the flat arrays per thread (kernels/threads.py)."""
+    n = flat[0].size
+    threads.split(lambda i, lo, hi: kernel(*[a[lo:hi] for a in flat]), n, threads.pieces(n, MIN_PIECE))

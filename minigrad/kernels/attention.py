@@ -53,11 +53,12 @@ def attention_backward_numpy(dout, q, k, v, out, lse, scale):
 
 from numba import njit  # noqa: E402
 
+from . import threads  # noqa: E402
 from .common import FASTMATH, exp_neg  # noqa: E402
 
 # Reassociation lets LLVM vectorise the row max and sums. Scores are exponentiated in float64
 # by the inlined common.exp_neg: one vectorised loop per row, no call per row.
-JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 
 
 @njit(**JIT)
@@ -127,26 +128,51 @@ def attention_forward_numba(q, k, v, scale):
     Tq, Tk = q.shape[-2], k.shape[-2]
     if q.size == 0 or Tk == 0:
         return attention_forward_numpy(q, k, v, scale)
-    p = _scores(q, k)
-    lse = np.empty(p.shape[:2], q.dtype)
-    _causal_softmax(p, float(scale), lse)
-    out = np.matmul(p.reshape(q.shape[:-2] + (Tq, Tk)), v)
-    return out, lse.reshape(q.shape[:-1])
+    out = np.empty(q.shape, q.dtype)
+    lse = np.empty(q.shape[:-1], q.dtype)
+
+    def piece(_, lo, hi):  # batch items lo:hi
+        p = _scores(q[lo:hi], k[lo:hi])
+        _causal_softmax(p, float(scale), lse[lo:hi].reshape(p.shape[:2]))
+        np.matmul(p.reshape((hi - lo,) + q.shape[1:-2] + (Tq, Tk)), v[lo:hi], out=out[lo:hi])
+
+    _over_batch(piece, q, Tk)
+    return out, lse
 
 
 def attention_backward_numba(dout, q, k, v, out, lse, scale):
     Tq, Tk = q.shape[-2], k.shape[-2]
     if q.size == 0 or Tk == 0:
         return attention_backward_numpy(dout, q, k, v, out, lse, scale)
-    p = _scores(q, k)
-    _causal_probs(p, float(scale), np.ascontiguousarray(lse).reshape(p.shape[:2]))
-    p = p.reshape(q.shape[:-2] + (Tq, Tk))
-    dv = np.matmul(np.swapaxes(p, -1, -2), dout)
-    ds = np.matmul(dout, np.swapaxes(v, -1, -2))                 # dP, then dS in place
-    _softmax_grad(p.reshape(-1, Tq, Tk), ds.reshape(-1, Tq, Tk), _rows(dout), _rows(out), float(scale))
-    dq = np.matmul(ds, k)
-    dk = np.matmul(np.swapaxes(ds, -1, -2), q)
+    lse = np.ascontiguousarray(lse)
+    dq, dk, dv = np.empty(q.shape, q.dtype), np.empty(k.shape, k.dtype), np.empty(v.shape, v.dtype)
+
+    def piece(_, lo, hi):  # batch items lo:hi
+        p = _scores(q[lo:hi], k[lo:hi])
+        _causal_probs(p, float(scale), lse[lo:hi].reshape(p.shape[:2]))
+        p = p.reshape((hi - lo,) + q.shape[1:-2] + (Tq, Tk))
+        np.matmul(np.swapaxes(p, -1, -2), dout[lo:hi], out=dv[lo:hi])
+        ds = np.matmul(dout[lo:hi], np.swapaxes(v[lo:hi], -1, -2))        # dP, then dS in place
+        _softmax_grad(p.reshape(-1, Tq, Tk), ds.reshape(-1, Tq, Tk), _rows(dout[lo:hi]), _rows(out[lo:hi]),
+                      float(scale))
+        np.matmul(ds, k[lo:hi], out=dq[lo:hi])
+        np.matmul(np.swapaxes(ds, -1, -2), q[lo:hi], out=dk[lo:hi])
+
+    _over_batch(piece, q, Tk)
     return dq, dk, dv
+
+
+# FLOPs a piece must hold to be worth a helper thread (~30 us to hand over; ~20 GFLOP/s here).
+MIN_PIECE_FLOPS = 1 << 21
+
+
+def _over_batch(piece, q, Tk):
+    """piece(i, lo, hi) over the batch axis, split over threads (kernels/threads.py)."""
+    if q.ndim < 3:  # one (Tq, D) head: no batch axis to split
+        piece(0, 0, len(q))
+        return
+    per_item = 4 * q[0].size * Tk  # two matmuls of 2 * Tq * Tk * D per head
+    threads.split(piece, len(q), threads.pieces(len(q), -(-MIN_PIECE_FLOPS // per_item)))
 
 
 def _rows(a):

@@ -17,17 +17,18 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 EXP_FASTMATH = {"contract"}
 
 # Options of the serial elementwise kernels: only FMA contraction (results stay within a few
-# ulp of the plain arithmetic), and NumPy's error model, without which every division gets
-# a Python zero check that keeps LLVM from vectorising the loop.
-JIT = dict(cache=True, fastmath={"contract"}, error_model="numpy")
+# ulp of the plain arithmetic), NumPy's error model, without which every division gets a
+# Python zero check that keeps LLVM from vectorising the loop, and nogil so that
+# kernels/threads.py can run pieces of one call on several threads at once.
+JIT = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 
 LN2 = math.log(2.0)
 
 
 def row_blocks(n_rows, min_rows=8):
-    """How many row blocks (each with its own scratch row) a kernel loops over. The kernels
-    run serially (see SERIAL below), so one block: the block loops stay so that a kernel can
-    go back to prange by changing this function and its decorator, nothing else."""
+    """How many row blocks (each with its own scratch row) a serial row kernel loops over:
+    one. Softmax and cross-entropy keep the block loops so that they can be split over
+    threads (kernels/threads.py) by changing this function, nothing else."""
     return 1
 
 
@@ -125,8 +126,5 @@ def exp_row(row, bits, k):
         row[j] *= scale[j]
 
 
-# SERIAL: every kernel runs on the calling thread. Measured on the GPT shapes: the
-# elementwise and row kernels run at memory speed on one core (< 1 ms each), while BLAS,
-# which does ~60% of a step, uses the threads. A second thread pool (Numba's OpenMP) next to
-# OpenBLAS's meant the two pools waking, spinning and sleeping in turn on 2 cores, and
-# parallel=True kernels took several times longer to compile (start-up).
+# SERIAL: the kernels are compiled without parallel=True; the large calls are cut into pieces
+# that run on several threads by kernels/threads.py, which says why.

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .common import FASTMATH
+from .threads import one_blas_thread
 
 
 # matmul: c[..., i, j] = sum_k a[..., i, k] * b[..., k, j]
@@ -51,40 +52,6 @@ def _matmul(a, b):
         return np.matmul(a, b)
     with one_blas_thread():
         return np.matmul(a, b)
-
-
-class one_blas_thread:
-    """Context manager: OpenBLAS on one thread inside (~1 us; threadpoolctl's limiter costs
-    ~100x that). A no-op without threadpoolctl or with another BLAS."""
-    _api = None   # (get, set) of NumPy's OpenBLAS, found on first use; False if none
-
-    def __enter__(self):
-        api = one_blas_thread._api
-        if api is None:
-            api = one_blas_thread._api = _openblas_thread_api() or False
-        self.restore = api[0]() if api else 1
-        if self.restore > 1:
-            api[1](1)
-
-    def __exit__(self, *exc):
-        if self.restore > 1:
-            one_blas_thread._api[1](self.restore)
-
-
-def _openblas_thread_api():
-    try:
-        from threadpoolctl import ThreadpoolController
-        libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
-    except Exception:  # threadpoolctl missing or failing: leave BLAS alone
-        return None
-    for lib in libs:
-        for prefix in ("", "scipy_"):         # scipy-openblas wheels prefix and suffix symbols
-            for suffix in ("", "64_"):
-                get = getattr(lib.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
-                set_ = getattr(lib.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    return get, set_
-    return None
 
 
 # bmm: c[p] = a[p] @ b[p] for 3-D C-contiguous a (P, M, K), b (P, K, N); one thread per p,

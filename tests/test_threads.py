@@ -1,0 +1,102 @@
+"""kernels/threads.py: kernels split over threads give bit-identical results whatever the
+thread count, exceptions in a piece reach the caller, nested splits run serially."""
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+from minigrad import kernels
+from minigrad.kernels import numba_impl as nb, threads
+
+
+@pytest.fixture
+def thread_count():
+    before = kernels.get_num_threads()
+    yield kernels.set_num_threads
+    kernels.set_num_threads(before)
+
+
+def _inputs(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 64, 128)).astype(dtype)       # 786k elements: several pieces
+    q, k, v, dout = (rng.standard_normal((8, 4, 64, 32)).astype(dtype) for _ in range(4))
+    w, b = rng.standard_normal(128).astype(dtype), rng.standard_normal(128).astype(dtype)
+    return x, q, k, v, dout, w, b
+
+
+def _run_all(x, q, k, v, dout, w, b):
+    y, t = nb.gelu_forward_keep_tanh(x)
+    out, lse = nb.attention_forward(q, k, v, 0.2)
+    return [y, t, nb.gelu_forward(x), nb.gelu_backward(x, y), nb.gelu_backward_with_tanh(x, t, y),
+            out, lse, *nb.attention_backward(dout, q, k, v, out, lse, 0.2),
+            *nb.layer_norm_forward(x, w, b, 1e-5)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_do_not_depend_on_the_thread_count(thread_count, dtype):
+    inputs = _inputs(dtype)
+    thread_count(1)
+    serial = _run_all(*inputs)
+    for n in (2, 3):  # 3: shares of unequal size on a 2-core machine
+        thread_count(n)
+        for a, b in zip(serial, _run_all(*inputs)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_split_covers_every_row_once_with_the_shares_running_at_once(thread_count):
+    thread_count(3)
+    seen, names = np.zeros(100, int), set()
+    all_started = threading.Barrier(3, timeout=10)  # 7 pieces in 3 shares: [0, 1], [2, 3], [4, 5, 6]
+
+    def piece(i, lo, hi):
+        if i in (0, 2, 4):
+            all_started.wait()  # passes only if the three shares run concurrently
+        seen[lo:hi] += 1
+        names.add(threading.current_thread().name)
+
+    threads.split(piece, 100, 7)
+    assert (seen == 1).all()
+    assert len(names) == 3
+
+
+def test_an_exception_in_a_helper_reaches_the_caller_after_all_pieces(thread_count):
+    thread_count(2)
+    done = []
+
+    def piece(i, lo, hi):
+        if i == 1:
+            raise ValueError("piece 1 failed")
+        done.append(i)
+
+    with pytest.raises(ValueError, match="piece 1 failed"):
+        threads.split(piece, 10, 2)
+    assert done == [0]
+
+
+def test_a_split_inside_a_piece_runs_serially(thread_count):
+    thread_count(2)
+    inner = []
+
+    def piece(i, lo, hi):
+        threads.split(lambda j, a, b: inner.append(threading.current_thread().name), 4, 2)
+
+    threads.split(piece, 2, 2)
+    assert len(inner) == 4
+
+
+def test_set_num_threads_checks_its_argument(thread_count):
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="expected an integer >= 1"):
+            thread_count(bad)
+
+
+def _gelu_sum(_):
+    return float(nb.gelu_forward(np.ones(1 << 18, np.float32)).sum())
+
+
+def test_a_forked_child_gets_a_fresh_pool(thread_count):
+    thread_count(2)
+    expected = _gelu_sum(None)  # the parent's pool exists before the fork
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(_gelu_sum, [0], chunksize=1) == [expected]
