@@ -16,8 +16,8 @@ import os
 # default. On a 2-core machine where another process holds a core, a spinning worker loses
 # its slice and each 2-thread GEMM then waits ~8 ms for it (measured (768,128)@(128,384):
 # 8.0 ms vs 0.85 ms). A short spin (2^4 cycles) lets the worker sleep and be woken promptly.
-# OpenBLAS reads this once, when NumPy loads it: it takes effect only if minigrad is imported
-# before NumPy (gpt.model does so); an explicit user setting wins.
+# OpenBLAS reads this when NumPy loads it; if NumPy came first, kernels/threads.py has
+# OpenBLAS re-read it before the first threaded kernel. An explicit user setting wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 

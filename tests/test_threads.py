@@ -100,3 +100,27 @@ def test_a_forked_child_gets_a_fresh_pool(thread_count):
     expected = _gelu_sum(None)  # the parent's pool exists before the fork
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.map(_gelu_sum, [0], chunksize=1) == [expected]
+
+
+CHILD = """
+import numpy as np                      # NumPy (and OpenBLAS) first, without the variable
+from threadpoolctl import ThreadpoolController
+lib = ThreadpoolController().select(internal_api="openblas").lib_controllers[0].dynlib
+before = lib.openblas_thread_timeout()
+import minigrad
+minigrad.kernels.set_num_threads(2)
+minigrad.kernels.gelu_forward(np.ones(1 << 18, np.float32))   # the first split
+a = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
+err = float(np.abs(a @ a - (a.astype(np.float64) @ a)).max())  # BLAS restarted and right
+print(before, lib.openblas_thread_timeout(), err < 1e-3)
+"""
+
+
+def test_openblas_spin_is_shortened_when_numpy_was_imported_first():
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "4", "True"]

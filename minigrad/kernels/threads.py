@@ -78,6 +78,9 @@ def split(fn, n_rows, n_pieces, max_threads=None):
     n_threads = min(_state["threads"], n_pieces, max_threads or n_pieces)
     if getattr(_inside, "active", False):
         n_threads = 1
+    if not _state.get("blas_checked"):
+        _state["blas_checked"] = True
+        shorten_blas_spin()
     shares = [range(n_pieces * t // n_threads, n_pieces * (t + 1) // n_threads) for t in range(n_threads)]
     if n_threads == 1:
         return _run_share(fn, shares[0], bounds)
@@ -119,17 +122,44 @@ class one_blas_thread:
             one_blas_thread._api[1](self.restore)
 
 
-def _openblas_thread_api():
+def shorten_blas_spin(cycles_log2=4):
+    """Make OpenBLAS's idle workers sleep after 2^4 cycles instead of spinning ~0.1 s.
+
+    A worker left spinning after a GEMM holds a core that a kernel piece on a helper thread
+    needs (measured: a small-GPT step 40 -> 52 ms). minigrad/__init__.py sets
+    OPENBLAS_THREAD_TIMEOUT before NumPy loads OpenBLAS, but a program that imported NumPy
+    first has OpenBLAS's default: then the variable is set now, OpenBLAS re-reads it and its
+    thread server is shut down, to restart with the short spin at the next GEMM. Nothing is
+    done if the user set the variable, or the symbols are missing (another BLAS).
+    """
+    if os.environ.get("OPENBLAS_THREAD_TIMEOUT", str(cycles_log2)) != str(cycles_log2):
+        return  # the user's own setting
+    lib = _openblas_lib()
+    names = ("openblas_thread_timeout", "openblas_read_env", "blas_thread_shutdown_")
+    if lib is None or not all(hasattr(lib, n) for n in names):
+        return
+    if lib.openblas_thread_timeout() == cycles_log2:
+        return  # OpenBLAS was loaded after minigrad: already short
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(cycles_log2)
+    lib.openblas_read_env()
+    lib.blas_thread_shutdown_()
+
+
+def _openblas_lib():
     try:
         from threadpoolctl import ThreadpoolController
         libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
-    except Exception:  # threadpoolctl missing or failing: leave BLAS alone
+    except Exception:  # threadpoolctl failing: leave BLAS alone
         return None
-    for lib in libs:
-        for prefix in ("", "scipy_"):         # scipy-openblas wheels prefix and suffix symbols
-            for suffix in ("", "64_"):
-                get = getattr(lib.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
-                set_ = getattr(lib.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    return get, set_
+    return libs[0].dynlib if libs else None
+
+
+def _openblas_thread_api():
+    lib = _openblas_lib()
+    for prefix in ("", "scipy_"):         # scipy-openblas wheels prefix and suffix symbols
+        for suffix in ("", "64_"):
+            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                return get, set_
     return None
