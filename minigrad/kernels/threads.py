@@ -96,12 +96,12 @@ def split(fn, n_rows, n_pieces, max_threads=None):
 
 
 def _run_share(fn, share, bounds):
-    _inside.active = True
+    outer, _inside.active = getattr(_inside, "active", False), True
     try:
         for i in share:
             fn(i, bounds[i], bounds[i + 1])
     finally:
-        _inside.active = False
+        _inside.active = outer
 
 
 class one_blas_thread:
