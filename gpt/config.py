@@ -104,11 +104,12 @@ class TrainConfig:
 
 # Presets: flat field -> value. "default" is what a bare `gpt train` runs: the defaults above,
 # BPE 512 trained on the corpus, 4 layers x 128, block 128, batch 12, 1000 steps at lr 2e-3,
-# ~2.5 minutes on 2 cores (500 steps took 74 s on an idle machine). (Measured on the pydoc
+# ~1.5 minutes of training on 2 cores (95 s on an idle machine). (Measured on the pydoc
 # corpus: BPE 512 reaches ~1.6 nats/char where char-level is at ~2.0 for the same time, and
 # its samples already spell Python identifiers; lr 2e-3 is safe at this size with warm-up and
-# clipping.) "shakespeare-char" is nanoGPT's CPU recipe; its evaluation is lighter than nanoGPT's 200 batches every 250 steps so that
-# evaluation stays under ~10% of the run (the benchmark measures the final val loss on 200).
+# clipping.) "shakespeare-char" is nanoGPT's CPU recipe; its evaluation is lighter than
+# nanoGPT's 200 batches every 250 steps so that evaluation stays under ~10% of the run (the
+# benchmark measures the final val loss on 200).
 PRESETS = {
     "default": {},
     "shakespeare-char": dict(tokenizer="char", n_layer=4, n_head=4, n_embd=128, block_size=64,
