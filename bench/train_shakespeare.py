@@ -20,7 +20,6 @@ Targets: val loss <= 1.90 (issue 5); wall time <= 2x PyTorch's (issue 5), <= 1x 
 import statistics
 import argparse
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -141,15 +140,15 @@ def report(rows, cfg, args):
     print(f"\nshakespeare-char, {cfg.optim.max_iters} iters, {args.threads} threads; final val loss "
           f"= mean of {args.eval_batches} val batches; wall = training loop incl. its evals\n")
     print(f"{'seed':>6} {'ours val':>9} {'torch val':>10} {'ours s':>8} {'torch s':>8} {'time ratio':>11}")
-    nan = dict(val_loss=math.nan, wall_s=math.nan)
     for r in rows:
-        o, t = r["ours"], r["torch"] or nan
-        print(f"{r['seed']:>6} {o['val_loss']:>9.4f} {t['val_loss']:>10.4f} {o['wall_s']:>8.1f} "
-              f"{t['wall_s']:>8.1f} {o['wall_s'] / t['wall_s']:>10.2f}x")
+        o, t = r["ours"], r["torch"]
+        theirs = (f"{t['val_loss']:>10.4f} {o['wall_s']:>8.1f} {t['wall_s']:>8.1f} "
+                  f"{o['wall_s'] / t['wall_s']:>10.2f}x") if t else f"{'-':>10} {o['wall_s']:>8.1f} {'-':>8} {'-':>11}"
+        print(f"{r['seed']:>6} {o['val_loss']:>9.4f} {theirs}")
     ours = [r["ours"]["val_loss"] for r in rows]
     if len(rows) > 1:
-        theirs = [(r["torch"] or nan)["val_loss"] for r in rows]
-        print(f"{'mean':>6} {statistics.mean(ours):>9.4f} {statistics.mean(theirs):>10.4f}   "
+        theirs = f"{statistics.mean(r['torch']['val_loss'] for r in rows):>10.4f}" if args.torch else f"{'-':>10}"
+        print(f"{'mean':>6} {statistics.mean(ours):>9.4f} {theirs}   "
               f"(spread over seeds: ours sd {statistics.stdev(ours):.4f}, min {min(ours):.4f}, "
               f"max {max(ours):.4f})")
     ratios = [r["ours"]["wall_s"] / r["torch"]["wall_s"] for r in rows if r["torch"]]
