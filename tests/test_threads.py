@@ -44,45 +44,55 @@ def test_results_do_not_depend_on_the_thread_count(thread_count, dtype):
             np.testing.assert_array_equal(a, b)
 
 
-def test_split_covers_every_row_once_with_the_shares_running_at_once(thread_count):
+def test_split_covers_every_row_once_with_the_pieces_running_at_once(thread_count):
     thread_count(3)
     seen, names = np.zeros(100, int), set()
-    all_started = threading.Barrier(3, timeout=10)  # 7 pieces in 3 shares: [0, 1], [2, 3], [4, 5, 6]
+    all_started = threading.Barrier(3, timeout=10)
 
-    def piece(i, lo, hi):
-        if i in (0, 2, 4):
-            all_started.wait()  # passes only if the three shares run concurrently
+    def piece(lo, hi):
+        all_started.wait()  # passes only if the three pieces run concurrently
         seen[lo:hi] += 1
         names.add(threading.current_thread().name)
 
-    threads.split(piece, 100, 7)
+    threads.split(piece, 100, 1)
     assert (seen == 1).all()
     assert len(names) == 3
+
+
+def test_split_keeps_small_work_on_the_calling_thread(thread_count):
+    thread_count(3)
+    calls = []
+    threads.split(lambda lo, hi: calls.append((lo, hi, threading.current_thread().name)), 100, 40)
+    assert sorted(c[:2] for c in calls) == [(0, 50), (50, 100)]  # 100 // 40 = 2 pieces, not 3
+    calls.clear()
+    threads.split(lambda lo, hi: calls.append((lo, hi, threading.current_thread().name)), 100, 101)
+    assert calls == [(0, 100, threading.current_thread().name)]
 
 
 def test_an_exception_in_a_helper_reaches_the_caller_after_all_pieces(thread_count):
     thread_count(2)
     done = []
 
-    def piece(i, lo, hi):
-        if i == 1:
-            raise ValueError("piece 1 failed")
-        done.append(i)
+    def piece(lo, hi):
+        if lo > 0:
+            raise ValueError("second piece failed")
+        done.append(lo)
 
-    with pytest.raises(ValueError, match="piece 1 failed"):
-        threads.split(piece, 10, 2)
+    with pytest.raises(ValueError, match="second piece failed"):
+        threads.split(piece, 10, 1)
     assert done == [0]
 
 
 def test_a_split_inside_a_piece_runs_serially(thread_count):
-    thread_count(2)
-    inner = []
+    thread_count(3)  # a free helper: a nested split that did go parallel would use it
+    pairs = []
 
-    def piece(i, lo, hi):
-        threads.split(lambda j, a, b: inner.append(threading.current_thread().name), 4, 2)
+    def piece(lo, hi):
+        outer = threading.current_thread().name
+        threads.split(lambda a, b: pairs.append((outer, threading.current_thread().name)), 4, 1)
 
-    threads.split(piece, 2, 2)
-    assert len(inner) == 4
+    threads.split(piece, 2, 1)
+    assert len(pairs) == 2 and all(outer == inner for outer, inner in pairs)
 
 
 def test_set_num_threads_checks_its_argument(thread_count):

@@ -126,5 +126,4 @@ MIN_PIECE = 1 << 15
 
 def _by_pieces(kernel, *flat):
     """kernel(*flat) on one contiguous piece of the flat arrays per thread (kernels/threads.py)."""
-    n = flat[0].size
-    threads.split(lambda i, lo, hi: kernel(*[a[lo:hi] for a in flat]), n, threads.pieces(n, MIN_PIECE))
+    threads.split(lambda lo, hi: kernel(*[a[lo:hi] for a in flat]), flat[0].size, MIN_PIECE)

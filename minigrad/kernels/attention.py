@@ -131,7 +131,7 @@ def attention_forward_numba(q, k, v, scale):
     out = np.empty(q.shape, q.dtype)
     lse = np.empty(q.shape[:-1], q.dtype)
 
-    def piece(_, lo, hi):  # batch items lo:hi
+    def piece(lo, hi):  # batch items lo:hi
         p = _scores(q[lo:hi], k[lo:hi])
         _causal_softmax(p, float(scale), lse[lo:hi].reshape(p.shape[:2]))
         np.matmul(p.reshape((hi - lo,) + q.shape[1:-2] + (Tq, Tk)), v[lo:hi], out=out[lo:hi])
@@ -147,7 +147,7 @@ def attention_backward_numba(dout, q, k, v, out, lse, scale):
     lse = np.ascontiguousarray(lse)
     dq, dk, dv = np.empty(q.shape, q.dtype), np.empty(k.shape, k.dtype), np.empty(v.shape, v.dtype)
 
-    def piece(_, lo, hi):  # batch items lo:hi
+    def piece(lo, hi):  # batch items lo:hi
         p = _scores(q[lo:hi], k[lo:hi])
         _causal_probs(p, float(scale), lse[lo:hi].reshape(p.shape[:2]))
         p = p.reshape((hi - lo,) + q.shape[1:-2] + (Tq, Tk))
@@ -167,12 +167,12 @@ MIN_PIECE_FLOPS = 1 << 21
 
 
 def _over_batch(piece, q, Tk):
-    """piece(i, lo, hi) over the batch axis, split over threads (kernels/threads.py)."""
+    """piece(lo, hi) over the batch axis, split over threads (kernels/threads.py)."""
     if q.ndim < 3:  # one (Tq, D) head: no batch axis to split
-        piece(0, 0, len(q))
+        piece(0, len(q))
         return
     per_item = 4 * q[0].size * Tk  # two matmuls of 2 * Tq * Tk * D per head
-    threads.split(piece, len(q), threads.pieces(len(q), -(-MIN_PIECE_FLOPS // per_item)))
+    threads.split(piece, len(q), -(-MIN_PIECE_FLOPS // per_item))
 
 
 def _rows(a):

@@ -97,10 +97,10 @@ def layer_norm_forward_numba(x, weight, bias, eps):
     mean = np.empty(len(x2), x.dtype)
     rstd = np.empty(len(x2), x.dtype)
 
-    def piece(_, lo, hi):
+    def piece(lo, hi):
         _ln_fwd_kernel(x2[lo:hi], w, b, float(eps), y[lo:hi], mean[lo:hi], rstd[lo:hi])
 
-    threads.split(piece, len(x2), threads.pieces(x2.size, MIN_PIECE))
+    threads.split(piece, len(x2), -(-MIN_PIECE // C))  # rows of at least MIN_PIECE elements
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
 
 

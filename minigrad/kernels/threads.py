@@ -16,6 +16,7 @@ Measured on 2 cores (GPT step shapes): attention forward 0.72 -> 0.44 ms,
 backward 1.26 -> 0.69 ms; GELU forward 0.91 -> 0.49 ms. Handing a piece to a
 helper thread costs ~20-40 us, so small calls (decoding one token) stay serial.
 """
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -62,32 +63,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _state.update(pool=None))
 
 
-def pieces(n_rows, min_rows):
-    """How many pieces to cut n_rows into: one per thread, each at least min_rows long."""
-    return max(1, min(_state["threads"], n_rows // max(1, min_rows)))
-
-
-def split(fn, n_rows, n_pieces, max_threads=None):
-    """Call fn(piece, lo, hi) for n_pieces contiguous row ranges covering [0, n_rows), the
-    pieces shared out in order over (at most max_threads) threads and run at once: the first
-    share on this thread, the others on helper threads. Returns when all are done; the first
-    exception raised in any piece is re-raised after every piece has finished."""
-    if n_pieces == 1:
-        return fn(0, 0, n_rows)
-    bounds = [n_rows * i // n_pieces for i in range(n_pieces + 1)]
-    n_threads = min(_state["threads"], n_pieces, max_threads or n_pieces)
-    if getattr(_inside, "active", False):
-        n_threads = 1
-    if not _state.get("blas_checked"):
-        _state["blas_checked"] = True
-        shorten_blas_spin()
-    shares = [range(n_pieces * t // n_threads, n_pieces * (t + 1) // n_threads) for t in range(n_threads)]
-    if n_threads == 1:
-        return _run_share(fn, shares[0], bounds)
+def split(fn, n_rows, min_rows):
+    """Call fn(lo, hi) on contiguous row ranges covering [0, n_rows), one per thread and each
+    at least min_rows long, all at once: the first on this thread, the others on helper
+    threads. Returns when all are done; the first exception raised in any piece is re-raised
+    after every piece has finished. Inside a piece, a nested split runs serially."""
+    n = max(1, min(_state["threads"], n_rows // max(1, min_rows)))
+    if n == 1 or getattr(_inside, "active", False):
+        return fn(0, n_rows)
+    bounds = [n_rows * i // n for i in range(n + 1)]
     with one_blas_thread():
-        futures = [_pool().submit(_run_share, fn, share, bounds) for share in shares[1:]]
+        futures = [_pool().submit(_run_piece, fn, bounds[i], bounds[i + 1]) for i in range(1, n)]
         try:
-            _run_share(fn, shares[0], bounds)
+            _run_piece(fn, bounds[0], bounds[1])
         finally:
             for f in futures:  # never return while a helper still writes into the outputs
                 f.exception()
@@ -95,11 +83,10 @@ def split(fn, n_rows, n_pieces, max_threads=None):
             f.result()
 
 
-def _run_share(fn, share, bounds):
+def _run_piece(fn, lo, hi):
     outer, _inside.active = getattr(_inside, "active", False), True
     try:
-        for i in share:
-            fn(i, bounds[i], bounds[i + 1])
+        fn(lo, hi)
     finally:
         _inside.active = outer
 
@@ -111,8 +98,9 @@ class one_blas_thread:
 
     def __enter__(self):
         api = one_blas_thread._api
-        if api is None:
+        if api is None:  # first use: find OpenBLAS's thread calls, and shorten its spin
             api = one_blas_thread._api = _openblas_thread_api() or False
+            shorten_blas_spin()
         self.restore = api[0]() if api else 1
         if self.restore > 1:
             api[1](1)
@@ -128,8 +116,9 @@ def shorten_blas_spin(cycles_log2=4):
     A worker left spinning after a GEMM holds a core that a kernel piece on a helper thread
     needs (measured: a small-GPT step 40 -> 52 ms). minigrad/__init__.py sets
     OPENBLAS_THREAD_TIMEOUT before NumPy loads OpenBLAS, but a program that imported NumPy
-    first has OpenBLAS's default: then the variable is set now, OpenBLAS re-reads it and its
-    thread server is shut down, to restart with the short spin at the next GEMM. Nothing is
+    first has OpenBLAS's default: then, when one_blas_thread first takes hold of OpenBLAS,
+    the variable is set, OpenBLAS re-reads it and its thread server is shut down, to restart
+    with the short spin at the next GEMM. Nothing is
     done if the user set the variable, or the symbols are missing (another BLAS).
     """
     if os.environ.get("OPENBLAS_THREAD_TIMEOUT", str(cycles_log2)) != str(cycles_log2):
@@ -145,6 +134,7 @@ def shorten_blas_spin(cycles_log2=4):
     lib.blas_thread_shutdown_()
 
 
+@functools.lru_cache(maxsize=None)
 def _openblas_lib():
     try:
         from threadpoolctl import ThreadpoolController
