@@ -4,6 +4,7 @@
     python bench/train_shakespeare.py --torch         # ours, then PyTorch on the same recipe
     python bench/train_shakespeare.py --max-iters 200 --torch   # a quick look
     python bench/train_shakespeare.py --torch --seeds 1337,1,2,3,4   # the spread over seeds
+    python bench/train_shakespeare.py --torch --independent --seeds 1337,1,2   # PyTorch's own draws
 
 The corpus is read from ../shared/data/tinyshakespeare.txt beside the repository (never
 copied into it). Both runs use the same data, batches (same seeded sampler), initial
@@ -11,6 +12,11 @@ weights, LR schedule and in-training evaluations, so the wall times compare like
 The PyTorch run is a fresh subprocess that imports torch first: in one process the two
 frameworks' thread settings interfere. The final val loss is the mean over 200 random val
 batches (the same 200 for both).
+
+With --independent the PyTorch run is not a replay of ours: it draws its initial weights
+(same distributions) and its training batches from torch's own generator, seeded with the
+same number, the way nanoGPT does. The two runs are then two independent samples of the
+recipe, which checks the recipe itself (init, sampling, schedule), not only the engine.
 
 One seed is one draw: the seed picks the initial weights and every batch, and moves the
 final val loss by a few hundredths, more than any difference between the engines (which
@@ -53,8 +59,32 @@ def run_ours(cfg, eval_batches):
     return dict(name="minigrad", val_loss=val, wall_s=wall, setup_s=setup_s), trainer
 
 
-def run_torch(cfg, eval_batches):
-    """The same recipe in PyTorch, from the weights our run started from (same seed)."""
+def redraw_init(state_dict, params, n_layer):
+    """Fresh initial weights from torch's generator with our init's distributions: N(0, 0.02),
+    0.02/sqrt(2 * n_layer) on the residual projections; layer-norm gains and biases stay 1/0."""
+    import torch
+    names = [k for k in state_dict if k != "lm_head.weight"]  # torch_gpt's parameter order
+    with torch.no_grad():
+        for name, p in zip(names, params):
+            if name.endswith("c_proj.weight"):
+                p.normal_(0.0, 0.02 / np.sqrt(2 * n_layer))
+            elif name.endswith(".weight") and ".ln_" not in name:
+                p.normal_(0.0, 0.02)
+
+
+def torch_batches(ids, block_size, batch_size):
+    """Random contiguous training windows drawn with torch.randint, as nanoGPT draws them."""
+    import torch
+    ids = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+    while True:
+        ix = torch.randint(len(ids) - block_size, (batch_size,)).tolist()
+        yield (torch.stack([ids[i:i + block_size] for i in ix]).numpy(),
+               torch.stack([ids[i + 1:i + 1 + block_size] for i in ix]).numpy())
+
+
+def run_torch(cfg, eval_batches, independent=False):
+    """The same recipe in PyTorch, from the weights our run started from (same seed), or
+    with independent=True from torch's own draws of the weights and training batches."""
     import torch  # first, before minigrad sets its OpenMP wait policy
     torch.set_num_threads(cfg.run.threads)
     from gpt.train import Trainer
@@ -68,6 +98,11 @@ def run_torch(cfg, eval_batches):
     fwd, params = torch_gpt(ref.model.state_dict(), ref.model.config)
     opt = torch_optimizer(params, o.lr, (o.beta1, o.beta2), o.weight_decay)
     sampler = ref.sampler
+    next_train = lambda: sampler.batch("train")  # noqa: E731
+    if independent:
+        torch.manual_seed(r.seed)
+        redraw_init(ref.model.state_dict(), params, m.n_layer)
+        next_train = torch_batches(sampler.splits["train"], sampler.block_size, sampler.batch_size).__next__
 
     def loss_of(x, y):
         return fwd(torch.from_numpy(x), torch.from_numpy(y))
@@ -75,7 +110,7 @@ def run_torch(cfg, eval_batches):
     for it in range(o.max_iters):
         for g in opt.param_groups:
             g["lr"] = ref.lr_at(it)
-        loss = loss_of(*sampler.batch("train"))
+        loss = loss_of(*next_train())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
@@ -94,7 +129,9 @@ def run_torch(cfg, eval_batches):
 
 def torch_subprocess(args, seed):
     cmd = [sys.executable, __file__, "--worker-torch", "--data", args.data, "--threads", str(args.threads),
-           "--eval-batches", str(args.eval_batches), "--seeds", str(seed)] + (["--max-iters", str(args.max_iters)] if args.max_iters else [])
+           "--eval-batches", str(args.eval_batches), "--seeds", str(seed)]
+    cmd += ["--max-iters", str(args.max_iters)] if args.max_iters else []
+    cmd += ["--independent"] if args.independent else []
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # its progress goes to stderr
     if proc.returncode:
         sys.exit("error: the PyTorch run failed")
@@ -114,6 +151,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="tinyshakespeare.txt")
     parser.add_argument("--torch", action="store_true", help="also run the recipe in PyTorch")
+    parser.add_argument("--independent", action="store_true",
+                        help="with --torch: PyTorch draws its own initial weights and batches")
     parser.add_argument("--max-iters", type=int, default=None, help="override the preset's 2000")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-batches", type=int, default=200, help="batches in the final val loss")
@@ -122,10 +161,11 @@ def main(argv=None):
     parser.add_argument("--worker-torch", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    args.torch = args.torch or args.independent
     if not Path(args.data).exists():
         sys.exit(f"error: corpus not found: {args.data}")
     if args.worker_torch:
-        print(json.dumps(run_torch(config(args, None, seeds[0]), args.eval_batches)))
+        print(json.dumps(run_torch(config(args, None, seeds[0]), args.eval_batches, args.independent)))
         return
     rows = []
     for seed in seeds:
@@ -137,7 +177,9 @@ def main(argv=None):
 
 
 def report(rows, cfg, args):
-    print(f"\nshakespeare-char, {cfg.optim.max_iters} iters, {args.threads} threads; final val loss "
+    torch_run = ("" if not args.torch else ", PyTorch on its own init and batches" if args.independent
+                 else ", PyTorch replaying our init and batches")
+    print(f"\nshakespeare-char, {cfg.optim.max_iters} iters, {args.threads} threads{torch_run}; final val loss "
           f"= mean of {args.eval_batches} val batches; wall = training loop incl. its evals\n")
     print(f"{'seed':>6} {'ours val':>9} {'torch val':>10} {'ours s':>8} {'torch s':>8} {'time ratio':>11}")
     for r in rows:
