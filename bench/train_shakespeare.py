@@ -189,10 +189,11 @@ def report(rows, cfg, args):
         print(f"{r['seed']:>6} {o['val_loss']:>9.4f} {theirs}")
     ours = [r["ours"]["val_loss"] for r in rows]
     if len(rows) > 1:
-        theirs = f"{statistics.mean(r['torch']['val_loss'] for r in rows):>10.4f}" if args.torch else f"{'-':>10}"
-        print(f"{'mean':>6} {statistics.mean(ours):>9.4f} {theirs}   "
-              f"(spread over seeds: ours sd {statistics.stdev(ours):.4f}, min {min(ours):.4f}, "
-              f"max {max(ours):.4f})")
+        theirs = [r["torch"]["val_loss"] for r in rows] if args.torch else None
+        summaries = [("mean", lambda v: f"{statistics.mean(v):.4f}"), ("sd", lambda v: f"{statistics.stdev(v):.4f}")]
+        summaries += [(f"<={b:.2f}", lambda v, b=b: f"{sum(x <= b for x in v)} of {len(v)}") for b in (1.90, 1.91)]
+        for label, summary in summaries:
+            print(f"{label:>6} {summary(ours):>9} {summary(theirs) if theirs else '-':>10}")
     ratios = [r["ours"]["wall_s"] / r["torch"]["wall_s"] for r in rows if r["torch"]]
     mean_val = statistics.mean(ours)
     print(f"target val loss <= 1.90 ({'mean over seeds' if len(rows) > 1 else 'seed ' + str(rows[0]['seed'])}):"
