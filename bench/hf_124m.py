@@ -26,16 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from proc_status import status_kib  # noqa: E402
+
 PROMPT_LEN, NEW_TOKENS = 16, 64
-
-
-def status_kib(field):
-    """A memory figure of this process from /proc (VmRSS, VmHWM), in KiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def prompt_ids():

@@ -26,6 +26,8 @@ from pathlib import Path
 import minigrad  # noqa: F401  (before NumPy, as gpt.model: it sets OpenBLAS's thread spin time)
 import numpy as np
 
+from proc_status import status_kib
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CONFIGS = {  # name: (n_layer, n_head, n_embd, block_size, batch_size, vocab_size)
@@ -116,14 +118,6 @@ def torch_step(fwd, params, opt, x, y):
     return float(loss.item())
 
 
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def worker(framework, name, steps, warmup, threads):
     """Run one framework's steps in this process; print one JSON line of results."""
     if framework == "torch":
@@ -139,7 +133,7 @@ def worker(framework, name, steps, warmup, threads):
     else:
         del ours, opt
         step = lambda x, y: torch_step(fwd, tparams, topt, torch.from_numpy(x), torch.from_numpy(y))  # noqa: E731
-    rss0 = _status_kb("VmRSS")
+    rss0 = status_kib("VmRSS")
     rng = np.random.default_rng(0)
     times, first = [], None
     for i in range(warmup + steps):
@@ -150,7 +144,7 @@ def worker(framework, name, steps, warmup, threads):
         if i >= warmup:
             times.append(time.perf_counter() - t0)
         first = loss if first is None else first
-    print(json.dumps(dict(times=times, loss0=first, peak_kb=_status_kb("VmHWM"), rss0_kb=rss0,
+    print(json.dumps(dict(times=times, loss0=first, peak_kb=status_kib("VmHWM"), rss0_kb=rss0,
                           tokens=B * cfg.block_size)))
 
 

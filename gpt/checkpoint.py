@@ -170,8 +170,12 @@ def read_trainer_state(path):
     return state
 
 
-def is_trainer_checkpoint(path):
-    return (resolve(path) / TRAINER_STATE).exists()
+def read_trainer_state_or_none(path):
+    """read_trainer_state, or None for a Hugging Face GPT-2 folder (config.json, no trainer state)."""
+    folder = resolve(path)
+    if not (folder / TRAINER_STATE).exists() and (folder / "config.json").exists():
+        return None
+    return read_trainer_state(folder)
 
 
 def load_model(path):
@@ -209,11 +213,9 @@ def load_optimizer_state(path):
 def load(path):
     """(model, tokenizer, trainer_state) of a checkpoint or run folder; trainer_state is None
     for a Hugging Face folder, which has none."""
-    folder = resolve(path)
-    hf_folder = not (folder / TRAINER_STATE).exists() and (folder / "config.json").exists()
-    state = None if hf_folder else read_trainer_state(path)
+    state = read_trainer_state_or_none(path)
     model, tokenizer = load_model(path), load_tokenizer(path)
-    check_vocab(model, tokenizer, folder)
+    check_vocab(model, tokenizer, resolve(path))
     return model, tokenizer, state
 
 

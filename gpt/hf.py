@@ -178,14 +178,5 @@ def from_pretrained(cls, directory, dtype=np.float32):
             cfg = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config_path}: not valid JSON ({e})") from None
-    model = _build_uninitialised(cls, config_from_hf(cfg, config_path), dtype)
+    model = cls(config_from_hf(cfg, config_path), dtype=dtype, init_weights=False)  # load_into fills every one
     return hf_weights.load_into(model, files).eval()  # as transformers: dropout off until trained
-
-
-def _build_uninitialised(cls, config, dtype):
-    """cls(config, dtype) without its random init: drawing GPT-2's 124M normal numbers takes
-    seconds, and load_into overwrites every parameter anyway (it refuses a missing one)."""
-    skip = type(cls.__name__, (cls,), {"_init_weights": lambda self: None})
-    model = skip(config, dtype=dtype)
-    model.__class__ = cls  # the subclass only existed to skip __init__'s init
-    return model

@@ -189,13 +189,16 @@ class LMHead(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, config, dtype=np.float32):
+    def __init__(self, config, dtype=np.float32, init_weights=True):
+        """init_weights=False leaves the parameters zero, for a loader that fills every one
+        (drawing GPT-2 124M's random init takes seconds)."""
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT expects a GPTConfig, got {type(config).__name__}")
         self.config = config
         self.transformer = Transformer(config, dtype)
         self.lm_head = LMHead(self.transformer.wte.weight)  # tied: lm_head.weight IS wte.weight
-        self._init_weights()
+        if init_weights:
+            self._init_weights()
 
     def _init_weights(self):
         """GPT-2's init: N(0, 0.02) weights and embeddings, zero biases, LayerNorm 1/0.

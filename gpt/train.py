@@ -77,7 +77,7 @@ class Trainer:
         import dataclasses
         from gpt.model import GPT
         src = self.cfg.run.init_from
-        state = checkpoint.read_trainer_state(src) if checkpoint.is_trainer_checkpoint(src) else None
+        state = checkpoint.read_trainer_state_or_none(src)
         source = checkpoint.load_model(src)
         self.tokenizer = checkpoint.load_tokenizer(src)
         checkpoint.check_vocab(source, self.tokenizer, src)

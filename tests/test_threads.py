@@ -109,7 +109,8 @@ def test_a_forked_child_gets_a_fresh_pool(thread_count):
     thread_count(2)
     expected = _gelu_sum(None)  # the parent's pool exists before the fork
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.map(_gelu_sum, [0], chunksize=1) == [expected]
+        # a child left with the parent's dead pool would wait forever: fail after a minute instead
+        assert pool.map_async(_gelu_sum, [0], chunksize=1).get(timeout=60) == [expected]
 
 
 CHILD = """

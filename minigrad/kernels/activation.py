@@ -63,15 +63,6 @@ def _gelu_fwd_kernel(x, y):
         y[i] = 0.5 * xi * (1.0 + t)
 
 
-@njit(**JIT)
-def _gelu_bwd_kernel(x, dy, dx):
-    for i in range(x.size):
-        xi = np.float64(x[i])
-        t = _tanh(SQRT_2_OVER_PI * (xi + GELU_COEF * xi * xi * xi))
-        du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_COEF * xi * xi)
-        dx[i] = dy[i] * (0.5 * (1.0 + t) + 0.5 * xi * (1.0 - t * t) * du)
-
-
 def gelu_forward_numba(x):
     x1 = np.ascontiguousarray(x).reshape(-1)
     y = np.empty_like(x1)
@@ -80,10 +71,8 @@ def gelu_forward_numba(x):
 
 
 def gelu_backward_numba(x, dy):
-    x1 = np.ascontiguousarray(x).reshape(-1)
-    dx = np.empty_like(x1)
-    _by_pieces(_gelu_bwd_kernel, x1, np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1), dx)
-    return dx.reshape(x.shape)
+    # Without a kept t (the training path keeps it: fused.Gelu): recompute it, then the same pass.
+    return gelu_backward_with_tanh_numba(x, gelu_forward_keep_tanh_numba(x)[1], dy)
 
 
 # Training keeps t (one array of x's size per GELU) so backward is a cheap elementwise pass:

@@ -64,25 +64,23 @@ def _ln_fwd_kernel(x, w, b, eps, y, mean, rstd):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _ln_bwd_kernel(dy, x, w, mean, rstd, dx, dw_part, db_part):
+def _ln_bwd_kernel(dy, x, w, mean, rstd, dx, dw, db):
     n, c = x.shape
-    nblk = dw_part.shape[0]
-    for blk in range(nblk):
-        for i in range(blk * n // nblk, (blk + 1) * n // nblk):
-            mu, r = mean[i], rstd[i]
-            sg = 0.0
-            sgx = 0.0
-            for j in range(c):
-                xhat = (x[i, j] - mu) * r
-                g = dy[i, j] * w[j]
-                sg += g
-                sgx += g * xhat
-                dw_part[blk, j] += dy[i, j] * xhat
-                db_part[blk, j] += dy[i, j]
-            mg, mgx = x.dtype.type(sg / c), x.dtype.type(sgx / c)
-            for j in range(c):
-                xhat = (x[i, j] - mu) * r
-                dx[i, j] = r * (dy[i, j] * w[j] - mg - xhat * mgx)
+    for i in range(n):
+        mu, r = mean[i], rstd[i]
+        sg = 0.0
+        sgx = 0.0
+        for j in range(c):
+            xhat = (x[i, j] - mu) * r
+            g = dy[i, j] * w[j]
+            sg += g
+            sgx += g * xhat
+            dw[j] += dy[i, j] * xhat
+            db[j] += dy[i, j]
+        mg, mgx = x.dtype.type(sg / c), x.dtype.type(sgx / c)
+        for j in range(c):
+            xhat = (x[i, j] - mu) * r
+            dx[i, j] = r * (dy[i, j] * w[j] - mg - xhat * mgx)
 
 
 def layer_norm_forward_numba(x, weight, bias, eps):
@@ -112,15 +110,14 @@ def layer_norm_backward_numba(dy, x, weight, mean, rstd):
     dy2 = np.ascontiguousarray(dy).reshape(-1, C)
     w = np.ones(C, x.dtype) if weight is None else np.ascontiguousarray(weight)
     mean, rstd = np.ascontiguousarray(mean).reshape(-1), np.ascontiguousarray(rstd).reshape(-1)
-    # dweight and dbias are sums over all rows: one serial pass, so that they do not depend on
-    # the thread count (the kernel's block loop could take one float64 partial row per block).
-    dw_part = np.zeros((1, C))
-    db_part = np.zeros((1, C))
+    # dweight and dbias are sums over all rows, accumulated in float64 in one serial pass, so
+    # that they do not depend on the thread count.
+    dw, db = np.zeros(C), np.zeros(C)
     dx = np.empty_like(x2)
-    _ln_bwd_kernel(dy2, x2, w, mean, rstd, dx, dw_part, db_part)
+    _ln_bwd_kernel(dy2, x2, w, mean, rstd, dx, dw, db)
     if weight is None:
         return dx.reshape(x.shape), None, None
-    return dx.reshape(x.shape), dw_part.sum(axis=0).astype(x.dtype), db_part.sum(axis=0).astype(x.dtype)
+    return dx.reshape(x.shape), dw.astype(x.dtype), db.astype(x.dtype)
 
 
 MIN_PIECE = 1 << 17  # elements per thread: a helper's ~30 us hand-over costs more than a smaller half
