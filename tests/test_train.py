@@ -264,3 +264,98 @@ def test_metrics_past_the_checkpoint_are_dropped_on_resume(tmp_path):
     path.write_text("".join(json.dumps({"iter": i, "loss": 1.0}) + "\n" for i in range(1, 8)) + '{"iter": 8, "lo')
     MetricsLog(path, keep_through=5).close()  # a crash after the step-5 checkpoint, mid-line
     assert [r["iter"] for r in read_metrics(path)] == [1, 2, 3, 4, 5]
+
+
+def test_each_step_uses_its_own_learning_rate(tmp_path):
+    """Step it (from 0) updates with get_lr(it): warm-up then cosine, checked on the optimizer
+    while the step runs and in metrics.jsonl."""
+    from gpt.optim import get_lr
+    cfg, _ = tiny(tmp_path, "lr", max_iters=12, warmup_iters=4, lr=1e-2, min_lr=1e-3)
+    used = []
+
+    def record(trainer, it, loss):
+        used.append(trainer.optimizer.param_groups[0]["lr"])
+    run(cfg, hooks=[record])
+    expected = [get_lr(it, 1e-2, 1e-3, 4, 12) for it in range(12)]
+    assert used == pytest.approx(expected, rel=1e-12)
+    assert [r["lr"] for r in read_metrics(tmp_path / "lr" / "metrics.jsonl")] == pytest.approx(expected, rel=1e-12)
+
+
+def test_grad_clip_0_measures_without_clipping(tmp_path):
+    """--grad-clip 0 leaves the gradients whole: the same losses as a bound never reached."""
+    run(tiny(tmp_path, "off", grad_clip=0.0, lr=5e-2)[0])
+    run(tiny(tmp_path, "huge", grad_clip=1e30, lr=5e-2)[0])
+    run(tiny(tmp_path, "tight", grad_clip=1e-3, lr=5e-2)[0])
+    assert losses(tmp_path / "off") == losses(tmp_path / "huge")
+    assert losses(tmp_path / "off") != losses(tmp_path / "tight")  # clipping does bite when asked
+    norms = [r["grad_norm"] for r in read_metrics(tmp_path / "off" / "metrics.jsonl")]
+    assert all(n > 1e-3 for n in norms)
+
+
+def test_weight_decay_typed_on_resume_is_used(tmp_path):
+    cfg, _ = tiny(tmp_path, "wd", weight_decay=0.1)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, hooks=[stop_at(5)])
+    cfg2, _ = tiny(tmp_path, "wd", resume=True)
+    seen = []
+    _, _, trainer = run(cfg2, explicit={"resume": True, "out": str(tmp_path / "wd"), "weight_decay": 0.5},
+                        hooks=[lambda t, it, loss: seen.append([g["weight_decay"] for g in
+                                                                  t.optimizer.param_groups])])
+    assert all(wd == [0.5, 0.0] for wd in seen)  # the 2-D group decays at the typed rate; biases never
+    assert checkpoint.read_trainer_state(tmp_path / "wd")["config"]["optim"]["weight_decay"] == 0.5
+
+
+def test_best_val_loss_survives_resume(tmp_path):
+    cfg, _ = tiny(tmp_path, "best", max_iters=15, lr=3e-2)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, hooks=[stop_at(10)])
+    saved = checkpoint.read_trainer_state(tmp_path / "best")["best_val_loss"]
+    assert saved == min(r["val_loss"] for r in read_metrics(tmp_path / "best" / "metrics.jsonl")
+                        if "val_loss" in r)
+    cfg2, _ = tiny(tmp_path, "best", resume=True, max_iters=15)
+    trainer = Trainer(cfg2, stream=io.StringIO(), explicit={"resume": True, "out": str(tmp_path / "best")})
+    trainer.setup()
+    assert trainer.best_val_loss == saved
+    trainer.run()
+    vals = [r["val_loss"] for r in read_metrics(tmp_path / "best" / "metrics.jsonl") if "val_loss" in r]
+    assert checkpoint.read_trainer_state(tmp_path / "best")["best_val_loss"] == min(vals)
+
+
+@pytest.mark.parametrize("victim", ["model.safetensors", "optimizer.safetensors", "optimizer.json",
+                                    "tokenizer.txt", "trainer_state.json"])
+def test_crash_while_writing_any_file_leaves_the_old_checkpoint(tmp_path, monkeypatch, victim):
+    """A crash while any one file of the checkpoint is written (half of it on disk) leaves the
+    previous checkpoint whole and loadable: the save is atomic as a folder, not file by file."""
+    import builtins
+    import safetensors.numpy
+    _, _, trainer = run(tiny(tmp_path, "atomic", max_iters=5)[0])
+    ckpt = tmp_path / "atomic" / "ckpt"
+    old = _snapshot(ckpt)
+    real_open, real_save = builtins.open, safetensors.numpy.save_file
+
+    def hit(path):
+        return victim in os.path.basename(str(path))
+
+    def torn_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if hit(file) and ("w" in mode or "a" in mode):
+            f.write(b"\x00" * 10 if "b" in mode else "{torn")
+            f.close()
+            raise OSError(f"disk full writing {victim}")
+        return f
+
+    def torn_save(tensors, filename, metadata=None):
+        if hit(filename):
+            with real_open(filename, "wb") as f:
+                f.write(b"\x00" * 100)
+            raise OSError(f"disk full writing {victim}")
+        return real_save(tensors, filename, metadata=metadata)
+    monkeypatch.setattr(builtins, "open", torn_open)
+    monkeypatch.setattr(safetensors.numpy, "save_file", torn_save)
+    trainer.model.parameters()[0].data[...] += 1.0
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save(6)
+    monkeypatch.undo()
+    assert _snapshot(ckpt) == old
+    assert [p.name for p in ckpt.parent.iterdir() if p.name.startswith("ckpt")] == ["ckpt"]
+    assert checkpoint.load(tmp_path / "atomic")[2]["iter"] == 5
