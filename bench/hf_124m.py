@@ -45,7 +45,7 @@ def build_folder(folder):
         import minigrad
         from gpt.model import GPT, GPTConfig
         minigrad.manual_seed(0)
-        GPT(GPTConfig.preset("gpt2")).save_pretrained(folder)
+        GPT(GPTConfig()).save_pretrained(folder)  # GPT-2 124M
         return "gpt save_pretrained"
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(transformers.GPT2Config())  # the defaults are GPT-2 124M
@@ -59,6 +59,7 @@ def limit_threads(threads, torch_too):
         torch.set_num_threads(threads)
         return  # threadpoolctl resizing OpenBLAS next to torch slows torch (see bench/step_vs_torch.py)
     import minigrad
+    minigrad.runtime.tune()  # what `gpt sample` does
     minigrad.kernels.set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits

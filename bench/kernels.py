@@ -15,7 +15,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import minigrad.kernels as K  # noqa: E402
-from minigrad.kernels.matmul import bmm_prange  # noqa: E402
 
 
 def medians(fns, reps):
@@ -101,22 +100,17 @@ def main(argv=None):
     print(f"numpy {np.__version__}, kernel threads {K.get_num_threads()}, dtype {opts.dtype}, "
           f"median of {opts.reps}, load avg {os.getloadavg()[0]:.1f}")
     head = f"{'kernel':24s} {'shape':36s} {'twin ms':>9s} {'numba ms':>9s} {'speedup':>8s}"
-    print(head + f" {'GF/s ours':>9s} {'GF/s np.mm':>10s} {'prange bmm ms':>13s}")
+    print(head + f" {'GF/s ours':>9s} {'GF/s np.mm':>10s}")
     print("-" * (len(head) + 36))
     rng = np.random.default_rng(0)
     for name, shape, args, flops in cases(np.dtype(opts.dtype).type, rng):
         if opts.only not in name:
             continue
         fns = fns_for(name, args)
-        if name == "matmul":
-            a, b = args
-            fns.append(lambda: bmm_prange(a, b)) if a.ndim > 2 and b.ndim > 2 else None
         ts = medians(fns, opts.reps)
         line = f"{name:24s} {str(shape):36s} {ts[0]:9.3f} {ts[1]:9.3f} {ts[0] / ts[1]:7.2f}x"
         if flops:   # the twin *is* np.matmul
             line += f" {flops / ts[1] / 1e6:9.1f} {flops / ts[0] / 1e6:10.1f}"
-            if len(ts) > 2:
-                line += f" {ts[2]:13.3f}"
         print(line, flush=True)
 
 

@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import minigrad  # noqa: F401  (before NumPy, as gpt.model: it sets OpenBLAS's thread spin time)
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -54,13 +53,14 @@ def instrument():
     """Wrap forward/backward of every Function subclass, and the optimizer and clip calls."""
     from minigrad import functional  # noqa: F401  (import every op module first)
     from minigrad.autograd import Function
-    import gpt.optim as optim
+    from minigrad import optim
+    from minigrad.nn import utils
     for cls in set(_subclasses(Function)):
         for meth in ("forward", "backward"):
             if meth in cls.__dict__:
                 setattr(cls, meth, _timed(f"{cls.__name__}.{meth}", cls.__dict__[meth]))
     optim.AdamW.step = _timed("AdamW.step", optim.AdamW.step)
-    optim.clip_grad_norm_ = _timed("clip_grad_norm_", optim.clip_grad_norm_)
+    utils.clip_grad_norm_ = _timed("clip_grad_norm_", utils.clip_grad_norm_)
 
 
 def sgemm_peak(reps=20):
@@ -90,8 +90,9 @@ def main(argv=None):
         CLOCK[0] = time.process_time
     steps = 5 if args.quick else args.steps
     import minigrad
+    from minigrad.nn import utils
     from gpt.model import GPT, GPTConfig
-    import gpt.optim as optim
+    minigrad.runtime.tune()
     minigrad.kernels.set_num_threads(args.threads)
     from threadpoolctl import threadpool_limits
     threadpool_limits(args.threads)
@@ -99,7 +100,7 @@ def main(argv=None):
     minigrad.manual_seed(0)
     cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0, bias=False)
     model = GPT(cfg)
-    opt = optim.AdamW(optim.param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     instrument()
     rng = np.random.default_rng(0)
     walls, cpus = [], []
@@ -112,7 +113,7 @@ def main(argv=None):
         _, loss = model(x, y)
         opt.zero_grad()
         loss.backward()
-        optim.clip_grad_norm_(model.parameters(), 1.0)
+        utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)

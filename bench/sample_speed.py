@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import minigrad  # noqa: F401  (before NumPy, as gpt.model: it sets OpenBLAS's thread spin time)
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,6 +48,7 @@ def worker(impl, block, new_tokens, reps, threads):
     import minigrad
     from threadpoolctl import threadpool_limits
     from gpt.sample import generate
+    minigrad.runtime.tune()  # what `gpt sample` does; process-wide, so torch's worker gets it too
     minigrad.kernels.set_num_threads(threads)
     model = build(block)
     model.eval()  # as a sampling script would (generate restores the mode it finds after each token)

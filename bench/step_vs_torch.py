@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import minigrad  # noqa: F401  (before NumPy, as gpt.model: it sets OpenBLAS's thread spin time)
 import numpy as np
 
 from proc_status import status_kib
@@ -85,12 +84,11 @@ def torch_optimizer(params, lr, betas, weight_decay):
 def build_pair(name, seed=0, bias=False, with_torch=True):
     import minigrad
     from gpt.model import GPT, GPTConfig
-    from gpt.optim import AdamW, param_groups
     L, H, C, T, B, V = CONFIGS[name]
     minigrad.manual_seed(seed)
     cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0, bias=bias)
     ours = GPT(cfg)
-    opt = AdamW(param_groups(ours, 0.1), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    opt = ours.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     if not with_torch:
         return cfg, B, (ours, opt), (None, None, None)
     fwd, tparams = torch_gpt(ours.state_dict(), cfg)
@@ -99,7 +97,7 @@ def build_pair(name, seed=0, bias=False, with_torch=True):
 
 
 def our_step(model, opt, x, y):
-    from gpt.optim import clip_grad_norm_
+    from minigrad.nn.utils import clip_grad_norm_
     _, loss = model(x, y)
     opt.zero_grad()
     loss.backward()
@@ -125,6 +123,7 @@ def worker(framework, name, steps, warmup, threads):
         torch.set_num_threads(threads)
     import minigrad
     from threadpoolctl import threadpool_limits
+    minigrad.runtime.tune()  # what `gpt train` does; process-wide, so torch's worker gets it too
     cfg, B, (ours, opt), (fwd, tparams, topt) = build_pair(name, with_torch=framework == "torch")
     if framework == "ours":
         minigrad.kernels.set_num_threads(threads)

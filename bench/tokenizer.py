@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gpt import BPETokenizer  # noqa: E402
-from gpt.bpe import GPT2_PATTERN, compile_pattern, count_pairs, merge_pair  # noqa: E402
+from gpt.tokenizer.rules import GPT2_PATTERN, compile_pattern, count_pairs, merge_pair  # noqa: E402
 
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "tinyshakespeare.txt"
 

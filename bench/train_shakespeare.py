@@ -48,15 +48,18 @@ def final_val_loss(loss_fn, sampler, n):
 
 def run_ours(cfg, eval_batches):
     import minigrad
-    from gpt.train import Trainer
+    from gpt.train import build_run, train_loop
+    from gpt.train.loop import set_threads
+    minigrad.runtime.tune()  # as `gpt train`
+    set_threads(cfg.run.threads)
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, stream=sys.stdout).setup()
+    run = build_run(cfg)
     setup_s = time.perf_counter() - t0
-    wall = trainer.run()["elapsed_s"]  # the loop and its evaluations, as timed for torch
-    trainer.model.eval()
+    wall = train_loop(run, stream=sys.stdout)["elapsed_s"]  # the loop and its evaluations, as timed for torch
+    run.model.eval()
     with minigrad.no_grad():
-        val = final_val_loss(lambda x, y: float(trainer.model(x, y)[1].item()), trainer.sampler, eval_batches)
-    return dict(name="minigrad", val_loss=val, wall_s=wall, setup_s=setup_s), trainer
+        val = final_val_loss(lambda x, y: float(run.model(x, y)[1].item()), run.sampler, eval_batches)
+    return dict(name="minigrad", val_loss=val, wall_s=wall, setup_s=setup_s), run
 
 
 def redraw_init(state_dict, params, n_layer):
@@ -85,16 +88,16 @@ def torch_batches(ids, block_size, batch_size):
 def run_torch(cfg, eval_batches, independent=False):
     """The same recipe in PyTorch, from the weights our run started from (same seed), or
     with independent=True from torch's own draws of the weights and training batches."""
-    import torch  # first, before minigrad sets its OpenMP wait policy
+    import torch
     torch.set_num_threads(cfg.run.threads)
-    from gpt.train import Trainer
+    from gpt.train import build_run
     from step_vs_torch import torch_gpt, torch_optimizer
     m, o, r = cfg.model, cfg.optim, cfg.run
     cfg.run.out = tempfile.mkdtemp(prefix="shakespeare-torch-")
     # Our thread settings stay untouched here: resizing OpenBLAS's pool (threadpoolctl) in this
     # process slowed torch's steps ~10x on this machine, though torch does not call that BLAS.
     cfg.run.threads = None
-    ref = Trainer(cfg, stream=sys.stderr).setup()  # our data, sampler and initial weights
+    ref = build_run(cfg, log=lambda m: print(m, file=sys.stderr))  # our data, sampler and initial weights
     fwd, params = torch_gpt(ref.model.state_dict(), ref.model.config)
     opt = torch_optimizer(params, o.lr, (o.beta1, o.beta2), o.weight_decay)
     sampler = ref.sampler

@@ -12,7 +12,8 @@ A save writes a complete new folder `ckpt.tmp-XXXX` beside the old one (every
 file fsynced), then swaps it in with two renames: ckpt -> ckpt.old-XXXX,
 ckpt.tmp-XXXX -> ckpt. A crash before the first rename leaves the old folder
 untouched; a crash between the two leaves it under `ckpt.old-XXXX`, which
-`resolve` finds and renames back. So some complete checkpoint always loads.
+`recover` puts back (every load and save calls it first). So some complete
+checkpoint always loads.
 
 A plain Hugging Face GPT-2 folder (config.json + model.safetensors, with its
 vocab.json + merges.txt or tokenizer.json) loads too, for sampling and for
@@ -24,97 +25,27 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
+from minigrad.nn.state import fsync_path, join_tree, safe_load, safe_save, split_tree, write_json
+
+from gpt.errors import CheckpointError
+from gpt.model import GPT
+from gpt.tokenizer import load_tokenizer as _load_tokenizer_file
 
 FORMAT = 1
 TRAINER_STATE = "trainer_state.json"  # written last: its presence marks a complete folder
 TOKENIZER = "tokenizer.txt"
-HF_TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))  # gpt.tokenizer_hf.load_hf's order
-
-
-class CheckpointError(ValueError):
-    pass
-
-
-# ---- small atomic-file helpers ------------------------------------------------------------
-
-def fsync_path(path):
-    """fsync a file or a directory (directories: so renames inside them are durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; nothing more we can do
-    finally:
-        os.close(fd)
-
-
-def write_json(path, obj):
-    """Atomic JSON write: temp name in the same folder, fsync, os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-# ---- optimizer state: a tree of dicts/lists with ndarrays in it ------------------------------
-
-def split_tree(tree, prefix="", arrays=None):
-    """Replace each ndarray leaf by {"__array__": key}; return (json tree, key -> ndarray)."""
-    arrays = {} if arrays is None else arrays
-    if isinstance(tree, np.ndarray):
-        arrays[prefix] = np.ascontiguousarray(tree)
-        return {"__array__": prefix}, arrays
-    if isinstance(tree, dict):  # as pairs: JSON would turn int keys (param indices) into str
-        return {"__dict__": [[k, split_tree(v, f"{prefix}.{k}" if prefix else str(k), arrays)[0]]
-                             for k, v in tree.items()]}, arrays
-    if isinstance(tree, (list, tuple)):
-        return [split_tree(v, f"{prefix}.{i}" if prefix else str(i), arrays)[0]
-                for i, v in enumerate(tree)], arrays
-    if isinstance(tree, np.generic):
-        return tree.item(), arrays
-    return tree, arrays
-
-
-def join_tree(tree, arrays):
-    if isinstance(tree, dict):
-        if "__array__" in tree:
-            return arrays[tree["__array__"]]
-        return {k: join_tree(v, arrays) for k, v in tree["__dict__"]}
-    if isinstance(tree, list):
-        return [join_tree(v, arrays) for v in tree]
-    return tree
+HF_TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))  # the order load_tokenizer tries
 
 
 # ---- save ---------------------------------------------------------------------------------
-
-def _write_folder(folder, model, tokenizer, optimizer, trainer_state):
-    from safetensors.numpy import save_file
-    model.save_pretrained(folder)
-    tokenizer.save(str(folder / TOKENIZER))
-    if optimizer is not None:
-        tree, arrays = split_tree(optimizer.state_dict())
-        save_file(arrays, str(folder / "optimizer.safetensors"))
-        write_json(folder / "optimizer.json", {"format": FORMAT, "state": tree})
-    write_json(folder / TRAINER_STATE, dict(trainer_state, format=FORMAT))
-    umask = os.umask(0)
-    os.umask(umask)
-    for f in folder.iterdir():  # temp files are created 0600; give the usual permissions
-        os.chmod(f, 0o666 & ~umask)
-        fsync_path(f)
-    os.chmod(folder, 0o777 & ~umask)
-    fsync_path(folder)
-
 
 def save(path, model, tokenizer, optimizer, trainer_state):
     """Write a complete checkpoint at `path`, replacing any previous one atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    resolve(path)  # finish an interrupted swap before starting a new one
-    _remove_stale(path)
+    recover(path)  # finish an interrupted swap before starting a new one
+    for stale in path.parent.glob(f"{path.name}.tmp-*"):  # leftovers of a crashed save
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.tmp-", dir=path.parent))
     try:
         _write_folder(tmp, model, tokenizer, optimizer, trainer_state)
@@ -133,21 +64,38 @@ def save(path, model, tokenizer, optimizer, trainer_state):
     return path
 
 
-def _remove_stale(path):
-    """Leftover temp folders from a crashed save (never the .old one resolve may need)."""
-    for p in path.parent.glob(f"{path.name}.tmp-*"):
-        shutil.rmtree(p, ignore_errors=True)
+def _write_folder(folder, model, tokenizer, optimizer, trainer_state):
+    model.save_pretrained(folder)
+    tokenizer.save(folder / TOKENIZER)
+    if optimizer is not None:
+        tree, arrays = split_tree(optimizer.state_dict())
+        safe_save(arrays, folder / "optimizer.safetensors")
+        write_json(folder / "optimizer.json", {"format": FORMAT, "state": tree})
+    write_json(folder / TRAINER_STATE, dict(trainer_state, format=FORMAT))
+    os.chmod(folder, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual permissions
+    fsync_path(folder)
 
 
-# ---- load ---------------------------------------------------------------------------------
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
-def resolve(path):
-    """Return the checkpoint folder for `path`, repairing a swap a crash interrupted.
 
-    Accepts the checkpoint folder itself or a run folder holding `ckpt/`."""
+# ---- find and recover ---------------------------------------------------------------------
+
+def folder_of(path):
+    """The checkpoint folder for `path`: the folder itself, or a run folder's `ckpt/`."""
     path = Path(path)
     if (path / "ckpt").is_dir() or list(path.glob("ckpt.old-*")):
-        path = path / "ckpt"
+        return path / "ckpt"
+    return path
+
+
+def recover(path):
+    """Finish a save that a crash cut between its two renames: with no complete checkpoint
+    at the folder but one under `<name>.old-*`, put that one back. Returns the folder."""
+    path = folder_of(path)
     if not (path / TRAINER_STATE).exists():
         olds = sorted(p for p in path.parent.glob(f"{path.name}.old-*") if (p / TRAINER_STATE).exists())
         if olds:
@@ -157,8 +105,10 @@ def resolve(path):
     return path
 
 
+# ---- load ---------------------------------------------------------------------------------
+
 def read_trainer_state(path):
-    path = resolve(path)
+    path = recover(path)
     try:
         state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -172,21 +122,20 @@ def read_trainer_state(path):
 
 def read_trainer_state_or_none(path):
     """read_trainer_state, or None for a Hugging Face GPT-2 folder (config.json, no trainer state)."""
-    folder = resolve(path)
+    folder = recover(path)
     if not (folder / TRAINER_STATE).exists() and (folder / "config.json").exists():
         return None
     return read_trainer_state(folder)
 
 
 def load_model(path):
-    from gpt.model import GPT
-    return GPT.from_pretrained(str(resolve(path)))
+    return GPT.from_pretrained(str(recover(path)))
 
 
 def tokenizer_path(path):
     """The tokenizer of a checkpoint folder: our tokenizer.txt, else the folder itself when it
     holds Hugging Face tokenizer files (gpt.load_tokenizer reads those from a folder)."""
-    folder = resolve(path)
+    folder = recover(path)
     if (folder / TOKENIZER).exists():
         return folder / TOKENIZER
     if any(all((folder / name).exists() for name in names) for names in HF_TOKENIZER_FILES):
@@ -196,18 +145,16 @@ def tokenizer_path(path):
 
 
 def load_tokenizer(path):
-    from gpt.tokenizer_io import load_tokenizer as load
-    return load(str(tokenizer_path(path)))
+    return _load_tokenizer_file(str(tokenizer_path(path)))
 
 
 def load_optimizer_state(path):
     """The optimizer's state_dict as saved, or None if the checkpoint has no optimizer."""
-    from safetensors.numpy import load_file
-    path = resolve(path)
+    path = recover(path)
     if not (path / "optimizer.json").exists():
         return None
     meta = json.loads((path / "optimizer.json").read_text(encoding="utf-8"))
-    return join_tree(meta["state"], load_file(str(path / "optimizer.safetensors")))
+    return join_tree(meta["state"], safe_load(path / "optimizer.safetensors"))
 
 
 def load(path):
@@ -215,7 +162,7 @@ def load(path):
     for a Hugging Face folder, which has none."""
     state = read_trainer_state_or_none(path)
     model, tokenizer = load_model(path), load_tokenizer(path)
-    check_vocab(model, tokenizer, resolve(path))
+    check_vocab(model, tokenizer, recover(path))
     return model, tokenizer, state
 
 

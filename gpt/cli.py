@@ -1,13 +1,17 @@
-"""The `gpt` command: one subcommand per job (tokenizer, train, sample, eval).
+"""The `gpt` command: one subcommand per job of the pipeline.
 
     gpt train                                   # the default preset on CPython's own docs
     gpt train --preset shakespeare-char --data input.txt --out runs/shakespeare
     gpt train --resume --out runs/shakespeare --max-iters 4000
     gpt sample --ckpt runs/shakespeare --prompt "ROMEO:" --stream
     gpt eval --ckpt runs/shakespeare --data heldout.txt
+    gpt tokenizer train --data input.txt --vocab-size 4096 --out tok.txt
 
-Errors in the user's input (data, flags, checkpoints) print one `error: ...` line
-and exit with status 2; a non-finite loss exits 1; Ctrl-C saves and exits 130.
+Inputs are named the same way everywhere: --data (text), --ckpt (a checkpoint or
+run folder), --tokenizer (a tokenizer file), --out (what is written). Errors in
+the user's input print one `error: ...` line and exit 2; a non-finite loss exits
+1; Ctrl-C saves and exits 130; an unknown flag is reported with its subcommand's
+usage.
 """
 import argparse
 import codecs
@@ -16,12 +20,21 @@ import sys
 
 import numpy as np
 
+import minigrad
+from minigrad.nn.state import StateFileError
+
+from gpt import checkpoint, data, evaluate
+from gpt.config import TrainConfig, add_flags, build_config, explicit_flags
+from gpt.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TokenizerError
+from gpt.sample import generate, stream
+from gpt.tokenizer import cli as tokenizer_cli, load_tokenizer
+from gpt.train import train
+
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="gpt", description="Train, evaluate and sample small GPTs on minigrad.")
     sub = parser.add_subparsers(dest="command", required=True)
-    from gpt import tokenizer_cli
-    tokenizer_cli.add_subcommand(sub)
+    tokenizer_cli.add_subcommand(sub, guarded)
     _add_train(sub)
     _add_sample(sub)
     _add_eval(sub)
@@ -29,12 +42,11 @@ def build_parser():
 
 
 def _add_train(sub):
-    from gpt.config import add_flags
-    p = sub.add_parser("train", help="train a GPT (a bare `gpt train` runs a ~3 minute demo)",
+    p = sub.add_parser("train", help="train a GPT (a bare `gpt train` runs a ~2 minute demo)",
                        description="Train a GPT. Values come from the dataclass defaults, then "
                                    "--preset, then the flags you type.")
     add_flags(p)
-    p.set_defaults(func=_guarded(cmd_train))
+    p.set_defaults(func=guarded(cmd_train))
 
 
 def _add_sample(sub):
@@ -53,7 +65,7 @@ def _add_sample(sub):
     p.add_argument("--num-samples", type=int, default=1, help="independent samples (default: 1)")
     p.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
-    p.set_defaults(func=_guarded(cmd_sample))
+    p.set_defaults(func=guarded(cmd_sample))
 
 
 def _add_eval(sub):
@@ -66,24 +78,19 @@ def _add_eval(sub):
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward (default: 8)")
     p.add_argument("--errors", choices=("strict", "replace"), default=None,
                    help="invalid UTF-8 handling (default: the training run's)")
-    p.set_defaults(func=_guarded(cmd_eval))
+    p.set_defaults(func=guarded(cmd_eval))
 
 
-def _guarded(command):
+def guarded(command):
     """Our clear errors become one line on stderr and a non-zero status, never a traceback."""
-    from gpt.checkpoint import CheckpointError
-    from gpt.config import ConfigError
-    from gpt.data import DataError
-    from gpt.tokenizer_errors import TokenizerError
-    from gpt.train import NonFiniteLossError
-
     def run(args):
         try:
             return command(args)
         except NonFiniteLossError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        except (DataError, ConfigError, CheckpointError, TokenizerError, FileNotFoundError) as e:
+        except (DataError, ConfigError, CheckpointError, TokenizerError, StateFileError,
+                FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
@@ -94,14 +101,10 @@ def _guarded(command):
 # ---- train -------------------------------------------------------------------------------
 
 def cmd_train(args):
-    from gpt.config import build_config, explicit_flags
-    from gpt.train import Trainer
     explicit = explicit_flags(args)
     if explicit.get("resume") and not explicit.get("out"):
-        from gpt.config import ConfigError
         raise ConfigError("--resume needs --out, the run folder to continue")
-    cfg = build_config(dict(explicit))
-    Trainer(cfg, explicit=explicit).setup().run()
+    train(build_config(dict(explicit)), explicit=explicit)
     return 0
 
 
@@ -109,33 +112,27 @@ def cmd_train(args):
 
 def _prompt_ids(args, tokenizer):
     if args.prompt_file:
-        from gpt.data import _decode
-        text = _decode(args.prompt_file, "strict")
+        text = data.read_text_file(args.prompt_file)
     else:
         text = args.prompt if args.prompt is not None else "\n"
     try:  # GPT-2's unconditional prompt is <|endoftext|>: special tokens in a prompt are meant
         ids = tokenizer.encode(text, allowed_special="all")
-    except Exception as e:  # noqa: BLE001  (TokenizerError, with the offending character)
-        from gpt.data import DataError
+    except TokenizerError as e:
         raise DataError(f"cannot encode the prompt with this checkpoint's tokenizer: {e}") from None
     return ids or [0]
 
 
 def _model_and_tokenizer(args):
     """The checkpoint's model with its own tokenizer, or with --tokenizer when given."""
-    from gpt import checkpoint
     if args.tokenizer is None:
         return checkpoint.load(args.ckpt)[:2]
-    from gpt.tokenizer_io import load_tokenizer
     model, tokenizer = checkpoint.load_model(args.ckpt), load_tokenizer(args.tokenizer)
     checkpoint.check_vocab(model, tokenizer, args.tokenizer)
     return model, tokenizer
 
 
 def cmd_sample(args):
-    from gpt.sample import generate, stream
     if args.max_new_tokens < 0 or args.num_samples < 1:
-        from gpt.config import ConfigError
         raise ConfigError("--max-new-tokens must be >= 0 and --num-samples >= 1")
     model, tokenizer = _model_and_tokenizer(args)
     ids = _prompt_ids(args, tokenizer)
@@ -159,45 +156,7 @@ def cmd_sample(args):
 
 # ---- eval --------------------------------------------------------------------------------
 
-def windows(n_tokens, block_size, stride):
-    """(begin, end, n_scored) of each window over ids[0:n]: inputs ids[begin:end], targets
-    ids[begin+1:end+1], of which the last n_scored are scored. Every target once, and with
-    stride < block_size each one after the first window sees >= block_size - stride context."""
-    out, scored_to = [], 0  # targets ids[1:scored_to+1] are already scored
-    for begin in range(0, n_tokens - 1, stride):
-        end = min(begin + block_size, n_tokens - 1)
-        out.append((begin, end, end - max(scored_to, begin)))
-        scored_to = end
-        if end == n_tokens - 1:
-            break
-    return out
-
-
-def score_tokens(model, ids, block_size, stride, batch_size):
-    """Total next-token negative log-likelihood (nats) of ids[1:] under model."""
-    import minigrad
-    model.eval()
-    total, wins = 0.0, windows(len(ids), block_size, stride)
-    groups = {}
-    for w in wins:  # windows of one length share a batch
-        groups.setdefault(w[1] - w[0], []).append(w)
-    with minigrad.no_grad():
-        for length, ws in groups.items():
-            for i in range(0, len(ws), batch_size):
-                chunk = ws[i:i + batch_size]
-                x = np.stack([ids[b:e] for b, e, _ in chunk]).astype(np.int64)
-                y = np.stack([ids[b + 1:e + 1] for b, e, _ in chunk]).astype(np.int64)
-                logits = model(x)[0].data.astype(np.float64)  # (B, T, V)
-                m = logits.max(-1, keepdims=True)
-                lse = (m + np.log(np.exp(logits - m).sum(-1, keepdims=True)))[..., 0]
-                nll = lse - np.take_along_axis(logits, y[..., None], -1)[..., 0]  # (B, T)
-                total += sum(float(nll[j, length - k:].sum()) for j, (_, _, k) in enumerate(chunk))
-    return total
-
-
 def cmd_eval(args):
-    from gpt import checkpoint, data
-    from gpt.config import ConfigError, TrainConfig
     model, tokenizer, state = checkpoint.load(args.ckpt)
     # clean the text as training did; a Hugging Face folder has no training config: the defaults
     dcfg = TrainConfig.from_dict(state["config"] if state else {}).data
@@ -210,8 +169,8 @@ def cmd_eval(args):
     if not 0 < stride <= T or args.batch_size < 1:
         raise ConfigError(f"--stride must be in [1, block_size={T}] and --batch-size >= 1")
     if len(ids) < 2:
-        raise data.DataError(f"{args.data} has {len(ids)} tokens; evaluation needs at least 2")
-    nats = score_tokens(model, ids, T, stride, args.batch_size)
+        raise DataError(f"{args.data} has {len(ids)} tokens; evaluation needs at least 2")
+    nats = evaluate.score_tokens(model, ids, T, stride, args.batch_size)
     n_bytes = sum(len(tokenizer.token_to_bytes(int(t))) for t in ids[1:])
     loss = nats / (len(ids) - 1)
     print(f"text: {', '.join(report['sources'][:3])} ({report['chars']:,} chars, {len(ids):,} tokens, "
@@ -223,8 +182,21 @@ def cmd_eval(args):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # name the subcommand's own usage, not the top-level one
+        _subparser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    minigrad.runtime.tune()
     return args.func(args) or 0
+
+
+def _subparser(parser, args):
+    """The deepest subparser the parsed command names (e.g. `gpt tokenizer train`)."""
+    for name in ("command", "tokenizer_command"):
+        action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if action is None or getattr(args, name, None) not in action.choices:
+            break
+        parser = action.choices[getattr(args, name)]
+    return parser
 
 
 if __name__ == "__main__":

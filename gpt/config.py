@@ -2,8 +2,10 @@
 
 Every field of the four dataclasses below is one `gpt train` flag (`n_layer` ->
 `--n-layer`; a bool `x` -> `--x/--no-x`), with its type, default and help text
-taken from the field itself, so the flags cannot drift from the config. A run
-builds its config in three layers: dataclass defaults, then the preset, then
+taken from the field itself, so the flags cannot drift from the config. The
+model's fields are GPTConfig's own (gpt/model.py), all but vocab_size, which the
+tokenizer decides (`--vocab-size` is the BPE size). A run builds its config in
+three layers: dataclass defaults, then the preset ("default" unless named), then
 the flags the user actually typed (argparse defaults are SUPPRESSed so an
 untyped flag never overrides a preset).
 """
@@ -12,9 +14,10 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 
+from gpt.errors import ConfigError
+from gpt.model import GPTConfig
 
-class ConfigError(ValueError):
-    """A config value that is well-typed but unusable (e.g. n_embd not divisible by n_head)."""
+MODEL_FLAGS_SKIP = ("vocab_size",)  # GPTConfig fields that are not flags: the tokenizer sets it
 
 
 def opt(default, help, choices=None):
@@ -35,16 +38,6 @@ class DataConfig:
     dedup_lines: bool = opt(False, "drop exact repeats of non-blank lines (first copy kept)")
     errors: str = opt("strict", "invalid UTF-8: 'strict' stops with the byte offset, "
                                 "'replace' substitutes U+FFFD", choices=("strict", "replace"))
-
-
-@dataclass
-class ModelConfig:
-    n_layer: int = opt(4, "transformer blocks")
-    n_head: int = opt(4, "attention heads per block (must divide n_embd)")
-    n_embd: int = opt(128, "embedding width")
-    block_size: int = opt(128, "context length in tokens")
-    dropout: float = opt(0.0, "dropout probability (0 for small data and short runs)")
-    bias: bool = opt(False, "biases in Linear and LayerNorm layers (GPT-2 has them)")
 
 
 @dataclass
@@ -78,13 +71,13 @@ class RunConfig:
     sample_tokens: int = opt(300, "tokens to sample and print when training ends (0 = none)")
 
 
-GROUPS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
+GROUPS = {"data": DataConfig, "model": GPTConfig, "optim": OptimConfig, "run": RunConfig}
 
 
 @dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: GPTConfig = field(default_factory=GPTConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -93,25 +86,26 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
-        """Inverse of to_dict; unknown keys (from a newer version) are an error, missing ones default."""
-        cfg = cls()
+        """Inverse of to_dict (a saved run's config); unknown keys are an error, missing ones
+        default (the model's defaults are the default preset's, as for a fresh run)."""
+        cfg = apply_overrides(cls(), {k: v for k, v in PRESETS["default"].items() if k in _model_fields()})
         for group, values in d.items():
             if group not in GROUPS:
                 raise ConfigError(f"unknown config section {group!r}")
-            apply_overrides(cfg, {f"{k}": v for k, v in values.items()})
+            for name, value in values.items():
+                apply_overrides(cfg, {name: value}, group)
         return cfg
 
 
-# Presets: flat field -> value. "default" is what a bare `gpt train` runs: the defaults above,
-# BPE 512 trained on the corpus, 4 layers x 128, block 128, batch 12, 1000 steps at lr 2e-3,
-# ~1.5 minutes of training on 2 cores (95 s on an idle machine). (Measured on the pydoc
-# corpus: BPE 512 reaches ~1.6 nats/char where char-level is at ~2.0 for the same time, and
-# its samples already spell Python identifiers; lr 2e-3 is safe at this size with warm-up and
-# clipping.) "shakespeare-char" is nanoGPT's CPU recipe; its evaluation is lighter than
-# nanoGPT's 200 batches every 250 steps so that evaluation stays under ~10% of the run (the
-# benchmark measures the final val loss on 200).
+# Presets: flat field -> value. "default" is what a bare `gpt train` runs: BPE 512 trained on
+# the corpus, 4 layers x 128, block 128, batch 12, 1000 steps at lr 2e-3, ~1.5 minutes of
+# training on 2 cores. BPE 512 because on the pydoc corpus it reaches ~1.6 nats/char where
+# char-level is at ~2.0 for the same time, and its samples already spell Python identifiers;
+# lr 2e-3 is safe at this size with warm-up and clipping. "shakespeare-char" is nanoGPT's CPU
+# recipe, with lighter evaluation than nanoGPT's 200 batches every 250 steps so that it stays
+# under ~10% of the run (bench/train_shakespeare.py measures the final val loss on 200).
 PRESETS = {
-    "default": {},
+    "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, bias=False),
     "shakespeare-char": dict(tokenizer="char", n_layer=4, n_head=4, n_embd=128, block_size=64,
                              dropout=0.0, bias=False, batch_size=12, max_iters=2000, lr=1e-3,
                              min_lr=1e-4, warmup_iters=100, weight_decay=0.1, beta1=0.9,
@@ -122,14 +116,25 @@ PRESETS = {
 }
 
 
+def _fields(group):
+    """(dataclasses.Field, resolved type) of a group's flag fields."""
+    cls = GROUPS[group]
+    hints = typing.get_type_hints(cls)
+    skip = MODEL_FLAGS_SKIP if group == "model" else ()
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.name not in skip]
+
+
+def _model_fields():
+    return [f.name for f, _ in _fields("model")]
+
+
 def field_index():
-    """Flat field name -> (group name, dataclasses.Field, resolved type)."""
+    """Flat field name -> (group name, dataclasses.Field, resolved type), one per flag."""
     index = {}
-    for group, cls in GROUPS.items():
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
+    for group in GROUPS:
+        for f, tp in _fields(group):
             assert f.name not in index, f"duplicate config field {f.name}"
-            index[f.name] = (group, f, hints[f.name])
+            index[f.name] = (group, f, tp)
     return index
 
 
@@ -139,13 +144,16 @@ def _base_type(tp):
     return args[0] if typing.get_origin(tp) is typing.Union else tp
 
 
-def apply_overrides(cfg, values):
-    """Set flat field -> value on cfg, checking names and types."""
+def apply_overrides(cfg, values, group=None):
+    """Set flat field -> value on cfg (within one group if given), checking names and types."""
     index = field_index()
+    if group == "model":  # a saved model section also holds vocab_size
+        hints = typing.get_type_hints(GPTConfig)
+        index.update({f.name: ("model", f, hints[f.name]) for f in dataclasses.fields(GPTConfig)})
     for name, value in values.items():
-        if name not in index:
-            raise ConfigError(f"unknown config field {name!r}")
-        group, f, tp = index[name]
+        if name not in index or (group is not None and index[name][0] != group):
+            raise ConfigError(f"unknown config field {name!r}" + (f" in section {group!r}" if group else ""))
+        group_of, f, tp = index[name]
         base = _base_type(tp)
         if value is not None or base is tp:
             ok = isinstance(value, base) and not (base is int and isinstance(value, bool))
@@ -153,29 +161,29 @@ def apply_overrides(cfg, values):
                 value, ok = float(value), True
             if not ok:
                 raise ConfigError(f"{name} must be {base.__name__}, got {value!r}")
-        setattr(getattr(cfg, group), name, value)
+        setattr(getattr(cfg, group_of), name, value)
     return cfg
 
 
 def add_flags(parser):
     """One flag per field, in an argument group per dataclass; defaults SUPPRESSed."""
-    for group, cls in GROUPS.items():
+    for group in GROUPS:
         arg_group = parser.add_argument_group(f"{group} options")
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            _add_flag(arg_group, f, _base_type(hints[f.name]))
+        for f, tp in _fields(group):
+            _add_flag(arg_group, f, _base_type(tp))
 
 
 def _add_flag(arg_group, f, base):
     flag = "--" + f.name.replace("_", "-")
     help_text = f.metadata["help"]
+    default = PRESETS["default"].get(f.name, f.default)  # what a bare `gpt train` uses
     if "default:" not in help_text:
-        help_text += f" (default: {f.default})"
+        help_text += f" (default: {default})"
     kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
     if base is bool:
         arg_group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
     else:
-        arg_group.add_argument(flag, type=base, choices=f.metadata["choices"], **kwargs)
+        arg_group.add_argument(flag, type=base, choices=f.metadata.get("choices"), **kwargs)
 
 
 def explicit_flags(args):
@@ -185,11 +193,12 @@ def explicit_flags(args):
 
 
 def build_config(explicit, base=None):
-    """Defaults (or a saved run's config), then the preset (fresh runs only), then typed flags."""
+    """Defaults (or a saved run's config), then the preset (fresh runs only; every preset starts
+    from "default"), then typed flags."""
     cfg = base if base is not None else TrainConfig()
     if base is None:
         preset = explicit.get("preset", cfg.run.preset)
-        apply_overrides(cfg, dict(PRESETS[preset], preset=preset))
+        apply_overrides(cfg, dict(PRESETS["default"], **PRESETS[preset], preset=preset))
     apply_overrides(cfg, explicit)
     validate(cfg)
     return cfg

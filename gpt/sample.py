@@ -1,10 +1,10 @@
 """Text generation: greedy, temperature, top-k and top-p sampling, with a KV cache.
 
-With the cache each new token costs a forward over one position: its keys and
-values are appended to those of the tokens before it. GPT-2's positions are
-learned and absolute, so once the context is longer than block_size the window
-slides, every position shifts, and every cached key is stale: from then on each
-token is a full forward over the last block_size tokens, exactly what an
+Prompts may differ in length: each fills its own row of the cache (gpt/inference.py),
+then all rows advance together, one new token each per step. GPT-2's positions are
+learned and absolute, so once a sequence is longer than block_size its window
+slides, every position shifts and every cached key is stale: from then on each of
+its tokens is a full forward over its last block_size tokens, exactly what an
 uncached sliding-window generator computes.
 """
 import warnings
@@ -12,23 +12,24 @@ import warnings
 import numpy as np
 
 from minigrad import Tensor
-from gpt.model import KVCache
+
+from gpt import inference
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, do_sample=True,
              seed=None, eos_token_id=None, num_samples=1, use_cache=True):
     """Continue each prompt by up to max_new_tokens tokens.
 
-    idx: one prompt (a list or 1-d array of ids) or several of equal length ((B, T)).
-    Returns a list of B * num_samples lists of ints, each its prompt followed by the
-    new tokens; a row stops after eos_token_id (which it includes).
-    temperature 0 or do_sample=False is greedy (argmax). seed makes sampling
-    repeatable through its own np.random.Generator(seed); seed=None draws fresh
-    entropy, leaving minigrad's global generator untouched.
+    idx: one prompt (a list or 1-d array of ids), or several ((B, T) array, or a list of
+    lists of any lengths). Returns a list of B * num_samples lists of ints, each its prompt
+    followed by the new tokens; a row stops after eos_token_id (which it includes).
+    temperature 0 or do_sample=False is greedy (argmax). seed makes sampling repeatable
+    through its own np.random.Generator(seed); seed=None draws fresh entropy, leaving
+    minigrad's global generator untouched.
     """
     _check_args(max_new_tokens, temperature, top_k, top_p)
     _check_count(num_samples)
-    prompts = np.repeat(_prompts(idx, model), num_samples, axis=0)  # (B * num_samples, T)
+    prompts = [p for p in _prompts(idx, model) for _ in range(num_samples)]
     rows = [list(map(int, p)) for p in prompts]
     done = np.zeros(len(rows), dtype=bool)
     for tokens in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample, seed,
@@ -64,50 +65,64 @@ def _stream(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample
             return
 
 
-generate_stream = stream
-
-
 def _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample, seed, use_cache):
     """Yield the next token of every row, (N,) ints, max_new_tokens times."""
     greedy = not do_sample or temperature == 0
     gen = np.random.default_rng(seed)
-    block = model.config.block_size
-    ids = prompts[:, -block:]  # (N, T) the context the model sees
-    cache = None
-    for step in range(max_new_tokens):
-        if step == 0 and use_cache:
-            cache = KVCache(model.config, len(ids), dtype=model.dtype)
-            logits = _forward(model, ids, cache)  # prefill: the whole prompt at once
-        elif cache is not None and cache.length < block:
-            logits = _forward(model, ids[:, -1:], cache)  # one new position
-        else:
-            cache = None  # the window slides (or no cache): positions shift, recompute it all
-            logits = _forward(model, ids[:, -block:], None)
-        tokens = _choose(logits, greedy, temperature, top_k, top_p, gen)  # (N,)
+    contexts = [list(p) for p in prompts]  # each row's tokens so far
+    cache = inference.KVCache(model.config, len(contexts), dtype=model.dtype) if use_cache else None
+    for _ in range(max_new_tokens):
+        logits = next_logits(model, contexts, cache).astype(np.float64)  # (N, V)
+        tokens = choose(logits, greedy, temperature, top_k, top_p, gen)  # (N,)
         yield tokens
-        ids = np.concatenate([ids, tokens[:, None]], axis=1)  # (N, T + 1)
+        for ctx, t in zip(contexts, tokens):
+            ctx.append(int(t))
 
 
-def _forward(model, ids, cache):
-    """Last-position logits (N, V) as float64 from GPT.decode (gpt/decode.py): the forward
-    pass on bare arrays, no graph and no dropout, so the model's mode and grad state are
-    untouched."""
-    return model.decode(ids, cache).astype(np.float64)  # (N, V)
+def next_logits(model, contexts, cache=None):
+    """Logits (N, V) of the token after each context (lists of ids). With a cache, a row whose
+    cache holds all of its context but the last token advances by that one token, all such
+    rows in one forward; any other row (new, or past block_size so its window slid) is
+    filled again from its last block_size tokens."""
+    block = model.config.block_size
+    logits = np.empty((len(contexts), model.config.vocab_size), model.dtype)
+    if cache is None:
+        for b, ctx in enumerate(contexts):
+            logits[b] = inference.forward(model, np.array([ctx[-block:]]))[0]
+        return logits
+    step = [b for b, ctx in enumerate(contexts) if cache.lengths[b] == len(ctx) - 1 and len(ctx) <= block]
+    if step:
+        ids = np.array([[contexts[b][-1]] for b in step])  # (n, 1)
+        logits[step] = inference.forward(model, ids, cache, rows=step)
+    for b in sorted(set(range(len(contexts))) - set(step)):  # fill (or refill) the row
+        cache.reset([b])
+        logits[b] = inference.forward(model, np.array([contexts[b][-block:]]), cache, rows=[b])[0]
+    return logits
 
 
-def _choose(logits, greedy, temperature, top_k, top_p, gen):
-    """One token per row of logits (N, V)."""
+# ---- choosing the next token ----------------------------------------------------------------
+
+def choose(logits, greedy, temperature, top_k, top_p, gen):
+    """One token per row of logits (N, V): the argmax, or a draw from sampling_probs."""
     if greedy:
         return np.argmax(logits, axis=-1)
-    logits = logits / temperature
+    probs = sampling_probs(logits, temperature, top_k, top_p)
+    return np.array([_draw(p, gen) for p in probs])
+
+
+def sampling_probs(logits, temperature=1.0, top_k=None, top_p=None):
+    """The distribution sampling draws from, (N, V) float64: softmax(logits / temperature),
+    cut to the top_k largest logits (ties with the k-th kept, as nanoGPT), then to the
+    nucleus of mass top_p, renormalised."""
+    logits = np.asarray(logits, dtype=np.float64) / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = np.sort(logits, axis=-1)[:, -top_k][:, None]  # (N, 1) the k-th largest logit
-        logits = np.where(logits < kth, -np.inf, logits)  # ties with the k-th are kept, as nanoGPT
+        logits = np.where(logits < kth, -np.inf, logits)
     probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)  # (N, V)
     if top_p is not None and top_p < 1:
         probs = _nucleus(probs, top_p)
-    return np.array([_draw(p, gen) for p in probs])
+    return probs
 
 
 def _nucleus(probs, top_p):
@@ -131,14 +146,25 @@ def _draw(p, gen):
     return min(i, int(np.flatnonzero(p)[-1]))
 
 
+# ---- checks -------------------------------------------------------------------------------
+
 def _prompts(idx, model):
-    """The prompt(s) as an int64 array (B, T), checked; warns when longer than block_size."""
-    ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
-    if ids.ndim == 1:
-        ids = ids[None, :]
-    if ids.ndim != 2:
-        raise ValueError(f"generate: the prompt must be a list of ids or (B, T), got shape {ids.shape}")
-    if ids.shape[1] == 0:
+    """The prompt(s) as a list of int64 arrays, checked; warns when one is longer than block_size."""
+    idx = idx.data if isinstance(idx, Tensor) else idx
+    if isinstance(idx, (list, tuple)) and idx and all(isinstance(p, (list, tuple, np.ndarray)) for p in idx):
+        prompts = [np.asarray(p) for p in idx]  # a list of prompts, lengths may differ
+    else:
+        ids = np.asarray(idx)
+        if ids.ndim not in (1, 2):
+            raise ValueError(f"generate: the prompt must be a list of ids or (B, T), got shape {ids.shape}")
+        prompts = list(ids[None, :] if ids.ndim == 1 else ids)
+    return [_check_prompt(p, model) for p in prompts]
+
+
+def _check_prompt(ids, model):
+    if ids.ndim != 1:
+        raise ValueError(f"generate: the prompt must be a list of ids or (B, T), got a row of shape {ids.shape}")
+    if ids.shape[0] == 0:
         raise ValueError("generate: the prompt is empty; start from at least one token "
                          "(e.g. <|endoftext|>, id 50256 in GPT-2)")
     if not np.issubdtype(ids.dtype, np.integer):
@@ -146,9 +172,9 @@ def _prompts(idx, model):
     V, block = model.config.vocab_size, model.config.block_size
     if ids.min() < 0 or ids.max() >= V:
         raise ValueError(f"generate: prompt ids must be in [0, vocab_size={V}), got {ids.min()}..{ids.max()}")
-    if ids.shape[1] > block:
-        warnings.warn(f"generate: the prompt has {ids.shape[1]} tokens but block_size is {block}; "
-                      f"only its last {block} tokens are used", stacklevel=3)
+    if ids.shape[0] > block:
+        warnings.warn(f"generate: the prompt has {ids.shape[0]} tokens but block_size is {block}; "
+                      f"only its last {block} tokens are used", stacklevel=4)
     return ids.astype(np.int64)
 
 

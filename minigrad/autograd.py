@@ -4,7 +4,12 @@ Every op is a `Function` whose `forward` works on plain ndarrays and whose
 `backward` returns one gradient per input. `backward()` walks the recorded
 graph from the output to the leaves in reverse topological order, summing
 gradients where a tensor is used more than once. The ops live in ops.py and
-functional.py; this file only knows the protocol they follow.
+fused.py; this file only knows the protocol they follow.
+
+It does not import the Tensor class (tensor.py imports this file): a tensor here
+is anything with `data`, `requires_grad`, `_ctx` (the Function that made it),
+`_retain` and `_accumulate`, and an op's output is wrapped by its first input's
+`_make`.
 """
 import numpy as np
 
@@ -93,7 +98,7 @@ class Function:
         if _state["anomaly"]:
             _check_finite(out, cls.__name__, "forward")
         track = _state["grad_enabled"] and any(ctx.needs_input_grad)
-        return Tensor._make(out, ctx if track else None)
+        return inputs[0]._make(out, ctx if track else None)
 
 
 def backward(root, grad, retain_graph=False):
@@ -152,6 +157,3 @@ def _backprop_node(ctx, g, grads, retain_graph):
     if not retain_graph:
         ctx.__dict__.clear()  # drop saved arrays and the links to inputs: the graph is freed
         ctx.inputs = None
-
-
-from minigrad.tensor import Tensor  # noqa: E402  (tensor.py needs Function defined first)

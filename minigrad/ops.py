@@ -3,10 +3,13 @@
 Every op works on plain ndarrays. `backward(g)` receives d loss / d output and
 returns d loss / d input for each input, in input order; it may return a
 gradient of the broadcast shape, since autograd.unbroadcast sums it back down.
-The one-line comment above each class is its derivative.
+The one-line comment above each class is its derivative. Argument checks and the
+Tensor-facing signatures are in functional.py; fused ops (softmax, layer norm,
+attention, ...) in fused.py.
 """
 import numpy as np
 
+from minigrad import kernels
 from minigrad.autograd import Function
 
 
@@ -288,3 +291,18 @@ class Cat(Function):
 
     def backward(self, g):
         return tuple(np.split(g, self.bounds, axis=self.axis))
+
+
+# ---- matmul ---------------------------------------------------------------------
+
+# d(a@b) = d out @ b^T da + a^T @ d out db
+class MatMul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return kernels.matmul(a, b)
+
+    def backward(self, g):
+        g = np.ascontiguousarray(g)  # often a read-only broadcast view (from sum)
+        da = kernels.matmul(g, np.swapaxes(self.b, -1, -2)) if self.needs_input_grad[0] else None
+        db = kernels.matmul(np.swapaxes(self.a, -1, -2), g) if self.needs_input_grad[1] else None
+        return da, db

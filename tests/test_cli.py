@@ -7,8 +7,9 @@ import typing
 import numpy as np
 import pytest
 
-from gpt import cli
-from gpt.config import GROUPS, PRESETS, ConfigError, TrainConfig, build_config, explicit_flags
+from gpt import cli, evaluate
+from gpt.config import GROUPS, MODEL_FLAGS_SKIP, PRESETS, TrainConfig, build_config, explicit_flags
+from gpt.errors import ConfigError
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
 
@@ -24,6 +25,8 @@ def test_every_config_field_has_a_typed_flag():
     for cls in GROUPS.values():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
+            if cls is GROUPS["model"] and f.name in MODEL_FLAGS_SKIP:
+                continue  # the model's vocab_size comes from the tokenizer; --vocab-size is the BPE size
             assert f.name in flags, f"no flag for {f.name}"
             action = flags[f.name]
             assert "--" + f.name.replace("_", "-") in action.option_strings
@@ -133,7 +136,7 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys):
 
 def test_eval_windows_score_every_target_once():
     for n, block, stride in [(10, 4, 4), (10, 4, 1), (11, 4, 3), (5, 8, 8), (2, 4, 2)]:
-        wins = cli.windows(n, block, stride)
+        wins = evaluate.windows(n, block, stride)
         scored = [t for b, e, k in wins for t in range(e - k + 1, e + 1)]
         assert scored == list(range(1, n)), (n, block, stride, wins)
         assert all(e - b <= block and k <= e - b for b, e, k in wins)
@@ -148,5 +151,5 @@ def test_score_tokens_matches_the_model_loss(tmp_path):
     with minigrad.no_grad():
         _, loss = model(ids[None, :8], ids[None, 1:9])
         _, loss2 = model(ids[None, 8:16], ids[None, 9:17])
-    nats = cli.score_tokens(model, ids, 8, 8, 4)
+    nats = evaluate.score_tokens(model, ids, 8, 8, 4)
     assert nats == pytest.approx(8 * (float(loss.item()) + float(loss2.item())), rel=1e-5)

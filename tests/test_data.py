@@ -1,10 +1,11 @@
-"""gpt/data.py: reading, cleaning, splitting, encoding, caching and batching a corpus."""
+"""gpt/data/: reading, cleaning, splitting, encoding, caching and batching a corpus."""
 import numpy as np
 import pytest
 
 from gpt import data
+from gpt.data import corpus
 from gpt.config import DataConfig
-from gpt.data import DataError
+from gpt.errors import DataError
 
 
 def dcfg(path=None, **kw):
@@ -15,18 +16,18 @@ def test_file_and_folder(tmp_path):
     (tmp_path / "b.txt").write_text("second")
     (tmp_path / "a.txt").write_text("first\n")
     (tmp_path / "skip.md").write_text("not a .txt")
-    text, sources = data.read_corpus(tmp_path)
+    text, sources = corpus.read_corpus(tmp_path)
     assert text == "first\n\nsecond\n"  # sorted, one blank line between files
     assert [s.rsplit("/", 1)[1] for s in sources] == ["a.txt", "b.txt"]
-    assert data.read_corpus(tmp_path / "b.txt")[0] == "second"
+    assert corpus.read_corpus(tmp_path / "b.txt")[0] == "second"
 
 
 def test_bad_corpora_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no .txt files"):
-        data.read_corpus(tmp_path / "empty")
+        corpus.read_corpus(tmp_path / "empty")
     with pytest.raises(DataError, match="no such file"):
-        data.read_corpus(tmp_path / "missing.txt")
+        corpus.read_corpus(tmp_path / "missing.txt")
     (tmp_path / "blank.txt").write_text("  \n\n")
     with pytest.raises(DataError, match="empty"):
         data.load_text(dcfg(tmp_path / "blank.txt"))
@@ -36,8 +37,8 @@ def test_invalid_utf8_names_file_and_offset(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"hello \xff world")
     with pytest.raises(DataError, match=r"bad\.txt: invalid UTF-8 at byte offset 6"):
-        data.read_corpus(bad)
-    text, _ = data.read_corpus(bad, errors="replace")
+        corpus.read_corpus(bad)
+    text, _ = corpus.read_corpus(bad, errors="replace")
     assert text == "hello \ufffd world"
     assert issubclass(DataError, ValueError)
 
@@ -46,15 +47,15 @@ def test_builtin_corpus_is_pydoc_topics():
     from pydoc_data.topics import topics
     text = data.builtin_corpus()
     assert len(text) > 100_000 and text.startswith(topics[sorted(topics)[0]])
-    assert data.read_corpus(None)[1] == [data.BUILTIN]
+    assert corpus.read_corpus(None)[1] == [data.BUILTIN]
 
 
 def test_preprocess_steps_and_switches():
     raw = "a\r\nb\rc\x00d\x07\te\u0301\nx\nx\n\n\n"
-    text, notes = data.preprocess(raw, dcfg(dedup_lines=True))
+    text, notes = corpus.preprocess(raw, dcfg(dedup_lines=True))
     assert text == "a\nb\ncd\t\u00e9\nx\n\n\n"  # blank lines are never deduplicated
     assert len(notes) == 4
-    kept, notes = data.preprocess(raw, dcfg(normalize_newlines=False, nfc=False, keep_control=True))
+    kept, notes = corpus.preprocess(raw, dcfg(normalize_newlines=False, nfc=False, keep_control=True))
     assert kept == raw and notes == []
 
 

@@ -14,8 +14,8 @@ from safetensors.numpy import load_file, save_file
 import minigrad as mg
 from conftest import require
 from gpt import GPT, GPTConfig, generate
-from gpt.checkpoint import CheckpointError
-from gpt.hf_weights import read_header
+from gpt.errors import CheckpointError
+from minigrad.nn.state import read_header
 
 # (name, GPT2Config keyword arguments); every variant is a model we compute exactly.
 VARIANTS = [

@@ -363,17 +363,6 @@ def test_adamw_matches_torch(dtype, backend):
     assert p.dtype == dtype
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("shapes", [((3, 4, 17, 8), (3, 4, 8, 17)), ((2, 1, 5, 3), (4, 3, 6)), ((1, 1, 1), (1, 1, 1))])
-def test_bmm_prange_reference_kernel(shapes, dtype):
-    from minigrad.kernels.matmul import bmm_prange
-    rng = np.random.default_rng(4)
-    a, b = rand(rng, shapes[0], dtype), rand(rng, shapes[1], dtype)
-    got = bmm_prange(a, b)
-    assert got.dtype == dtype
-    assert_close(got, np.matmul(a, b), TWIN_TOL[dtype], "bmm_prange")
-
-
 # ---- the backend switch ------------------------------------------------------------------
 
 def test_backend_switch():

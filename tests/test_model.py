@@ -1,4 +1,5 @@
-"""GPT model: config checks, names and init, KV cache, dropout path, gradcheck, errors."""
+"""GPT model: config checks, names and init, the inference path's cache, dropout path,
+gradcheck, errors."""
 import os
 import time
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from gpt.model import GPT, GPTConfig, KVCache
+from gpt.inference import KVCache, forward
+from gpt.model import GPT, GPTConfig
 
 TINY = GPTConfig(vocab_size=11, block_size=5, n_layer=2, n_head=2, n_embd=8)
 SMALL = GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32)
@@ -33,13 +35,10 @@ def test_impossible_configs_name_the_field(field, value, message):
         GPTConfig(**{**SMALL.to_dict(), field: value})
 
 
-def test_presets():
-    gpt2 = GPTConfig.preset("gpt2")
+def test_defaults_are_gpt2_124m():
+    gpt2 = GPTConfig()
     assert (gpt2.n_layer, gpt2.n_head, gpt2.n_embd, gpt2.block_size, gpt2.vocab_size) == (12, 12, 768, 1024, 50257)
-    assert GPTConfig.preset("tiny", vocab_size=65).vocab_size == 65
-    assert GPTConfig.preset("gpt2-xl").n_embd == 1600
-    with pytest.raises(ValueError, match="unknown GPT preset 'gpt5'"):
-        GPTConfig.preset("gpt5")
+    assert gpt2.bias and gpt2.dropout == 0.0
 
 
 # ---- names, layout, init, sizes ---------------------------------------------------------
@@ -112,7 +111,7 @@ def test_forward_shapes_and_ignore_index():
     (np.array([1, 2, 3]), None, ValueError, "idx must have shape \\(B, T\\), got ndim 1"),
     (np.array([[1, 37, 2]]), None, ValueError, r"idx\[0, 1\] = 37 is out of range \[0, vocab_size=37\)"),
     (np.array([[1, -1, 2]]), None, ValueError, r"idx\[0, 1\] = -1"),
-    (np.zeros((1, 17), int), None, ValueError, "sequence length 17 .* exceeds block_size 16"),
+    (np.zeros((1, 17), int), None, ValueError, "sequence length 17 exceeds block_size 16"),
     (np.zeros((1, 3)), None, TypeError, "integer token ids, got dtype float64"),
     (np.zeros((1, 3), int), np.zeros((1, 4), int), ValueError, r"targets shape \(1, 4\) != idx shape \(1, 3\)"),
     (np.zeros((1, 3), int), np.array([[0, 40, 1]]), ValueError, r"targets\[0, 1\] = 40 is out of range"),
@@ -135,28 +134,29 @@ def test_residual_gradient_regression():
 
 @pytest.mark.parametrize("chunks", [[16], [1] * 16, [5, 1, 1, 4, 5], [3, 13]])
 def test_kv_cache_logits_equal_full_recompute(chunks):
+    """The sequence fed to the inference path in chunks: after each chunk, the logits of its
+    last position are the training forward's at that position."""
     model = model_of(SMALL, seed=2)
     idx = np.random.default_rng(0).integers(0, SMALL.vocab_size, (2, 16))
     with mg.no_grad():
         full, _ = model(idx)
-        cache = KVCache(SMALL, batch_size=2)
-        pieces, start = [], 0
-        for n in chunks:
-            pieces.append(model(idx[:, start:start + n], kv_cache=cache)[0].data)
-            start += n
-    assert cache.length == 16
-    assert np.abs(np.concatenate(pieces, axis=1) - full.data).max() < 1e-5
+    cache = KVCache(SMALL, batch_size=2)
+    start = 0
+    for n in chunks:
+        got = forward(model, idx[:, start:start + n], cache)
+        start += n
+        assert np.abs(got - full.data[:, start - 1]).max() < 1e-5
+    assert list(cache.lengths) == [16, 16]
 
 
-def test_kv_cache_errors():
+def test_sequence_past_block_size_is_a_clear_error():
     model = model_of(SMALL)
+    with pytest.raises(ValueError, match="sequence length 17 exceeds block_size 16"):
+        model(np.zeros((1, 17), int))
     cache = KVCache(SMALL, batch_size=1)
-    with pytest.raises(RuntimeError, match="no_grad"):
-        model(np.zeros((1, 2), int), kv_cache=cache)
-    with mg.no_grad():
-        model(np.zeros((1, 10), int), kv_cache=cache)
-        with pytest.raises(ValueError, match=r"sequence length 17 \(past 10 \+ new 7\) exceeds block_size 16"):
-            model(np.zeros((1, 7), int), kv_cache=cache)
+    forward(model, np.zeros((1, 10), int), cache)
+    with pytest.raises(ValueError, match=r"sequence length 17 \(past 10 \+ new 7\) exceeds block_size 16"):
+        forward(model, np.zeros((1, 7), int), cache)
 
 
 # ---- dropout: composed attention when training with dropout > 0 -------------------------

@@ -10,7 +10,8 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     import minigrad as mg
     from gpt.model import GPT, GPTConfig
-    from gpt.optim import AdamW, clip_grad_norm_, get_lr, param_groups
+    from minigrad.nn.utils import clip_grad_norm_
+    from minigrad.optim import get_lr
 
     def status_kib(key):  # VmRSS (now) or VmHWM (peak) from /proc (Linux)
         with open("/proc/self/status") as f:
@@ -26,7 +27,7 @@ SCRIPT = textwrap.dedent("""
 
     mg.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.1))
-    opt = AdamW(param_groups(model, 0.1), lr=1e-3)
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.999))
     data = (np.arange(10_000) * 7) % 13  # a learnable sequence
     out = {}
     for step in range(1, 501):

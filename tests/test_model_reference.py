@@ -7,7 +7,8 @@ import pytest
 import minigrad as mg
 from conftest import require
 from gpt.model import GPT, GPTConfig
-from gpt.optim import AdamW, clip_grad_norm_, get_lr, param_groups
+from minigrad.nn.utils import clip_grad_norm_
+from minigrad.optim import get_lr
 
 CONFIGS = [
     GPTConfig(vocab_size=67, block_size=24, n_layer=2, n_head=4, n_embd=32),
@@ -98,7 +99,7 @@ def test_ten_adamw_steps_match_torch_adamw(dtype):
     model = GPT(CONFIGS[0]).to(dtype)
     twin = torch_twin(model)
     twin.train()  # no dropout either way; only the mode differs
-    opt = AdamW(param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), eps=1e-8)
     decay = [p for n, p in twin.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in twin.named_parameters() if p.ndim < 2]
     ref_opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},

@@ -1,4 +1,5 @@
-"""AdamW / Adam / clip_grad_norm_ / get_lr against PyTorch, exact resume, errors."""
+"""minigrad.optim (AdamW, Adam, get_lr) and nn.utils.clip_grad_norm_ against PyTorch, exact
+resume through safetensors + JSON, errors."""
 import json
 import math
 
@@ -7,8 +8,9 @@ import pytest
 
 import minigrad as mg
 from conftest import require
-from gpt.optim import (Adam, AdamW, clip_grad_norm_, flatten_state_dict, get_lr, param_groups,
-                       unflatten_state_dict)
+from minigrad.nn.state import join_tree, safe_load, safe_save, split_tree
+from minigrad.nn.utils import clip_grad_norm_
+from minigrad.optim import Adam, AdamW, get_lr
 
 SHAPES = [(4, 3), (3,), (2, 2, 2)]
 
@@ -61,15 +63,18 @@ def test_adam_matches_torch_adam_including_its_l2_weight_decay(wd):
         assert np.abs(p.data - e).max() < 1e-12
 
 
-def test_param_groups_nanogpt_split_and_group_overrides():
+def test_configure_optimizers_nanogpt_split_and_group_overrides():
     from gpt.model import GPT, GPTConfig
     model = GPT(GPTConfig(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=4))
-    decay, no_decay = param_groups(model, 0.1)
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95))
+    decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(model.parameters())
-    opt = AdamW([decay, no_decay], lr=1e-3)
-    assert opt.param_groups[1]["lr"] == 1e-3 and opt.param_groups[1]["weight_decay"] == 0.0
+    assert opt.param_groups[1]["lr"] == 1e-3 and opt.param_groups[1]["betas"] == (0.9, 0.95)
+    model.transformer.wpe.weight.requires_grad = False  # frozen parameters stay out
+    assert sum(len(g["params"]) for g in model.configure_optimizers(0.1, 1e-3, (0.9, 0.95)).param_groups) \
+        == len(model.parameters()) - 1
 
 
 def test_no_decay_group_and_skipped_params():
@@ -99,7 +104,6 @@ def test_lr_changed_between_steps_is_used():
 
 
 def test_state_dict_resume_is_exact_through_safetensors_and_json(tmp_path):
-    from safetensors.numpy import load_file, save_file
     straight = make_params()
     opt = AdamW(straight, lr=0.01, weight_decay=0.1)
     for step in range(10):
@@ -111,15 +115,15 @@ def test_state_dict_resume_is_exact_through_safetensors_and_json(tmp_path):
     for step in range(5):
         set_grads(resumed, step)
         first.step()
-    arrays, meta = flatten_state_dict(first.state_dict())
-    save_file(arrays, str(tmp_path / "optim.safetensors"))
-    (tmp_path / "optim.json").write_text(json.dumps(meta))
+    tree, arrays = split_tree(first.state_dict())
+    safe_save(arrays, tmp_path / "optim.safetensors")
+    (tmp_path / "optim.json").write_text(json.dumps(tree))
     snapshot = [p.data.copy() for p in resumed]
 
     params = [mg.nn.Parameter(s) for s in snapshot]
     second = AdamW(params, lr=0.5)  # hyperparameters come back from the state dict too
-    second.load_state_dict(unflatten_state_dict(load_file(str(tmp_path / "optim.safetensors")),
-                                                json.loads((tmp_path / "optim.json").read_text())))
+    second.load_state_dict(join_tree(json.loads((tmp_path / "optim.json").read_text()),
+                                     safe_load(tmp_path / "optim.safetensors")))
     assert second.param_groups[0]["lr"] == 0.01
     for step in range(5, 10):
         set_grads(params, step)

@@ -9,9 +9,9 @@ from hypothesis import given, strategies as st
 from conftest import shakespeare_path
 from gpt import BPETokenizer, CharTokenizer, TokenizerError, load_tokenizer
 from gpt import cli
-from gpt.bpe import CL100K_PATTERN, GPT2_PATTERN, bytes_to_unicode, compile_pattern, count_pairs, merge_pair
-from gpt.bpe_train import train_merges
-from gpt.tokenizer_errors import DisallowedSpecialError, TokenizerFileError
+from gpt.errors import DisallowedSpecialError, TokenizerFileError
+from gpt.tokenizer.rules import CL100K_PATTERN, GPT2_PATTERN, bytes_to_unicode, compile_pattern, count_pairs, merge_pair
+from gpt.tokenizer.trainer import train_merges
 
 EOT = "<|endoftext|>"
 SAMPLE = ("Hello, world! It's 2024... Ça va? naïve café — 東京は晴れ 😀👍🏽 e\u0301\u0301 \r\n\r\n"
@@ -262,7 +262,7 @@ def test_cli_train_encode_decode_stats(tmp_path, monkeypatch, capsys):
     data = tmp_path / "in.txt"
     data.write_text(SAMPLE, "utf-8")
     out = tmp_path / "t.tok"
-    assert cli.main(["tokenizer", "train", "--input", str(data), "--vocab-size", "300",
+    assert cli.main(["tokenizer", "train", "--data", str(data), "--vocab-size", "300",
                      "--out", str(out), "--special", EOT, "--quiet"]) == 0
     monkeypatch.setattr("sys.stdin", io.StringIO("Hello world"))
     assert cli.main(["tokenizer", "encode", "--tokenizer", str(out)]) == 0
@@ -270,7 +270,13 @@ def test_cli_train_encode_decode_stats(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO(" ".join(ids)))
     assert cli.main(["tokenizer", "decode", "--tokenizer", str(out)]) == 0
     assert capsys.readouterr().out == "Hello world"
-    assert cli.main(["tokenizer", "stats", "--tokenizer", str(out), str(data)]) == 0
+    assert cli.main(["tokenizer", "encode", "--tokenizer", str(out), "--data", str(data)]) == 0  # a file
+    (tmp_path / "ids.txt").write_text(capsys.readouterr().out)
+    assert cli.main(["tokenizer", "decode", "--tokenizer", str(out), "--data", str(tmp_path / "ids.txt")]) == 0
+    assert capsys.readouterr().out == SAMPLE
+    assert cli.main(["tokenizer", "stats", "--tokenizer", str(out), "--data", str(data)]) == 0
     assert "bytes/token" in capsys.readouterr().out
-    assert cli.main(["tokenizer", "train", "--input", str(data), "--vocab-size", "10", "--out", str(out)]) == 2
+    assert cli.main(["tokenizer", "train", "--data", str(data), "--vocab-size", "10", "--out", str(out)]) == 2
     assert "smaller than" in capsys.readouterr().err
+    assert cli.main(["tokenizer", "train", "--input", str(data), "--vocab-size", "300", "--out", str(out),
+                     "--quiet"]) == 0  # the flag's earlier name still works

@@ -1,4 +1,4 @@
-"""gpt/train.py and gpt/checkpoint.py: determinism, exact resume, interrupts, NaN handling,
+"""gpt/train/ and gpt/checkpoint.py: determinism, exact resume, interrupts, NaN handling,
 atomic saves and fine-tuning, on a tiny model and corpus (a few seconds in all)."""
 import io
 import json
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from gpt import checkpoint
-from gpt.config import ConfigError, build_config
-from gpt.progress import read_metrics
-from gpt.train import NonFiniteLossError, Trainer
+from gpt.config import build_config
+from gpt.errors import ConfigError, NonFiniteLossError
+from gpt.train import build_run, train_loop
+from gpt.train.progress import read_metrics
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
 
@@ -24,11 +25,15 @@ def tiny(tmp_path, name="run", text=TEXT, **over):
     return build_config(flags), flags
 
 
+def build(cfg, explicit=None, out=None):
+    out = out or io.StringIO()
+    return build_run(cfg, explicit, log=lambda m: print(m, file=out)), out
+
+
 def run(cfg, hooks=(), explicit=None):
-    out = io.StringIO()
-    trainer = Trainer(cfg, hooks=hooks, stream=out, explicit=explicit)
-    trainer.setup()
-    return trainer.run(), out.getvalue(), trainer
+    """Build and train; returns (summary, what it printed, the Run)."""
+    r, out = build(cfg, explicit)
+    return train_loop(r, hooks, out), out.getvalue(), r
 
 
 def losses(out_dir):
@@ -88,27 +93,28 @@ def test_resume_refuses_a_new_model_shape(tmp_path):
     run(tiny(tmp_path, "r", max_iters=5)[0])
     cfg, _ = tiny(tmp_path, "r", resume=True)
     with pytest.raises(ConfigError, match="cannot change n_layer"):
-        Trainer(cfg, explicit={"resume": True, "out": str(tmp_path / "r"), "n_layer": 2}).setup()
+        build(cfg, explicit={"resume": True, "out": str(tmp_path / "r"), "n_layer": 2})
     with pytest.raises(ConfigError, match="already holds a checkpoint"):
-        Trainer(tiny(tmp_path, "r")[0]).setup()
+        build(tiny(tmp_path, "r")[0])
 
 
-def test_ctrl_c_mid_step_rewinds_the_rngs(tmp_path):
+def test_ctrl_c_mid_step_rewinds_the_rngs(tmp_path, monkeypatch):
     """An interrupt inside the forward pass saves the last complete step, not a half one."""
+    import gpt.train.loop
     run(tiny(tmp_path, "straight")[0])
     cfg, _ = tiny(tmp_path, "mid", eval_interval=100)
-    trainer = Trainer(cfg, stream=io.StringIO()).setup()
-    real_step, calls = trainer.step, []
+    r, out = build(cfg)
+    real_step, calls = gpt.train.loop.train_step, []
 
-    def step(it):
-        if it == 6:
-            trainer.sampler.batch("train")  # the step has drawn its batch ...
-            raise KeyboardInterrupt           # ... when Ctrl-C arrives
-        calls.append(it)
-        return real_step(it)
-    trainer.step = step
+    def step(model, optimizer, batch, lr, grad_clip):  # the step has drawn its batch ...
+        if len(calls) == 6:
+            raise KeyboardInterrupt  # ... when Ctrl-C arrives
+        calls.append(lr)
+        return real_step(model, optimizer, batch, lr, grad_clip)
+    monkeypatch.setattr(gpt.train.loop, "train_step", step)
     with pytest.raises(KeyboardInterrupt):
-        trainer.run()
+        train_loop(r, stream=out)
+    monkeypatch.undo()
     assert checkpoint.read_trainer_state(tmp_path / "mid")["iter"] == 6
     cfg2, _ = tiny(tmp_path, "mid", eval_interval=100, resume=True)
     run(cfg2, explicit={"resume": True, "out": str(tmp_path / "mid")})
@@ -121,38 +127,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
     def poison(trainer, it, loss):
         if it == 7:
             trainer.model.parameters()[0].data[...] = np.nan
-    before = None
+    r, out = build(cfg)
     with pytest.raises(NonFiniteLossError, match="loss is nan at iteration 8.*iteration 5\\) is kept"):
-        trainer = Trainer(cfg, hooks=[poison], stream=io.StringIO()).setup()
-        before = trainer
-        trainer.run()
-    assert before.last_saved == 5
+        train_loop(r, [poison], out)
+    assert r.last_saved == 5
     model, _, state = checkpoint.load(tmp_path / "nan")
     assert state["iter"] == 5 and all(np.isfinite(p.data).all() for p in model.parameters())
 
 
 def _snapshot(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-def test_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
-    _, _, trainer = run(tiny(tmp_path, "atomic", max_iters=5)[0])
-    ckpt = tmp_path / "atomic" / "ckpt"
-    old = _snapshot(ckpt)
-    import safetensors.numpy
-
-    def torn_write(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"\x00" * 100)  # half a file, then the "crash"
-        raise OSError("disk full")
-    monkeypatch.setattr(safetensors.numpy, "save_file", torn_write)
-    trainer.model.parameters()[0].data[...] += 1.0
-    with pytest.raises(OSError, match="disk full"):
-        trainer.save(6)
-    monkeypatch.undo()
-    assert _snapshot(ckpt) == old
-    assert [p.name for p in ckpt.parent.iterdir() if p.name.startswith("ckpt")] == ["ckpt"]
-    assert checkpoint.load(tmp_path / "atomic")[2]["iter"] == 5
 
 
 def test_crash_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
@@ -204,8 +188,8 @@ def test_init_from_fine_tunes_on_a_new_corpus(tmp_path):
     model, _, state = checkpoint.load(tmp_path / "ft")
     assert state["iter"] == 3 and model.config == base_model.config
     with pytest.raises(ConfigError, match="keeps the checkpoint's model"):
-        Trainer(tiny(tmp_path, "ft2", n_embd=32, init_from=flags["init_from"])[0],
-                explicit={"n_embd": 32, "init_from": flags["init_from"]}).setup()
+        build(tiny(tmp_path, "ft2", n_embd=32, init_from=flags["init_from"])[0],
+              explicit={"n_embd": 32, "init_from": flags["init_from"]})
 
 
 def test_real_sigint_saves_and_exits_130(tmp_path):
@@ -236,7 +220,7 @@ def test_real_sigint_saves_and_exits_130(tmp_path):
 
 def test_loss_plot_is_skipped_with_a_notice_without_matplotlib(tmp_path, monkeypatch):
     import builtins
-    from gpt.progress import MetricsLog, plot_losses
+    from gpt.train.progress import MetricsLog, plot_losses
     log = MetricsLog(tmp_path / "metrics.jsonl")
     log.write({"iter": 1, "loss": 2.0, "lr": 1e-3, "tokens_per_s": 10.0})
     log.write({"iter": 2, "loss": 1.5, "lr": 1e-3, "tokens_per_s": 10.0, "train_loss": 1.4,
@@ -259,7 +243,7 @@ def test_loss_plot_is_skipped_with_a_notice_without_matplotlib(tmp_path, monkeyp
 
 
 def test_metrics_past_the_checkpoint_are_dropped_on_resume(tmp_path):
-    from gpt.progress import MetricsLog
+    from gpt.train.progress import MetricsLog
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(json.dumps({"iter": i, "loss": 1.0}) + "\n" for i in range(1, 8)) + '{"iter": 8, "lo')
     MetricsLog(path, keep_through=5).close()  # a crash after the step-5 checkpoint, mid-line
@@ -269,7 +253,7 @@ def test_metrics_past_the_checkpoint_are_dropped_on_resume(tmp_path):
 def test_each_step_uses_its_own_learning_rate(tmp_path):
     """Step it (from 0) updates with get_lr(it): warm-up then cosine, checked on the optimizer
     while the step runs and in metrics.jsonl."""
-    from gpt.optim import get_lr
+    from minigrad.optim import get_lr
     cfg, _ = tiny(tmp_path, "lr", max_iters=12, warmup_iters=4, lr=1e-2, min_lr=1e-3)
     used = []
 
@@ -313,10 +297,9 @@ def test_best_val_loss_survives_resume(tmp_path):
     assert saved == min(r["val_loss"] for r in read_metrics(tmp_path / "best" / "metrics.jsonl")
                         if "val_loss" in r)
     cfg2, _ = tiny(tmp_path, "best", resume=True, max_iters=15)
-    trainer = Trainer(cfg2, stream=io.StringIO(), explicit={"resume": True, "out": str(tmp_path / "best")})
-    trainer.setup()
-    assert trainer.best_val_loss == saved
-    trainer.run()
+    r, out = build(cfg2, explicit={"resume": True, "out": str(tmp_path / "best")})
+    assert r.best_val_loss == saved
+    train_loop(r, stream=out)
     vals = [r["val_loss"] for r in read_metrics(tmp_path / "best" / "metrics.jsonl") if "val_loss" in r]
     assert checkpoint.read_trainer_state(tmp_path / "best")["best_val_loss"] == min(vals)
 

@@ -16,9 +16,7 @@ import os
 from types import SimpleNamespace
 
 # The kernels are compiled serial and split over Python threads (kernels/threads.py says why),
-# so no OpenMP pool is started here and OMP_WAIT_POLICY is left as the user set it (it used to
-# be set to PASSIVE at import, which also changed the behaviour of torch when imported after
-# minigrad).
+# so no OpenMP pool is started and OMP_WAIT_POLICY is left as the user set it.
 
 from . import activation, attention, embedding, loss, matmul as _matmul, norm, optim, softmax, threads
 
@@ -104,7 +102,7 @@ def softmax_forward(x):
 
 
 def softmax_backward(y, dy):
-    """dx = y * (dy - sum(dy * y, -1)) given y = softmax(x)."""
+    """dx of softmax_forward, given its output y and dy."""
     return _impl.softmax_backward(y, dy)
 
 
@@ -114,7 +112,7 @@ def log_softmax_forward(x):
 
 
 def log_softmax_backward(y, dy):
-    """dx = dy - exp(y) * sum(dy, -1) given y = log_softmax(x)."""
+    """dx of log_softmax_forward, given its output y and dy."""
     return _impl.log_softmax_backward(y, dy)
 
 
@@ -154,7 +152,7 @@ def cross_entropy_forward(logits, targets, ignore_index):
 
 
 def cross_entropy_backward(logits, targets, lse, ignore_index, dloss):
-    """dlogits = (softmax - onehot) * dloss / n_valid on valid rows, 0 on ignored rows."""
+    """dlogits for cross_entropy_forward's mean loss scaled by dloss; 0 on ignored rows."""
     return _impl.cross_entropy_backward(logits, targets, lse, ignore_index, dloss)
 
 

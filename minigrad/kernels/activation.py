@@ -7,13 +7,13 @@ SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)   # Python floats: never upcast float3
 GELU_COEF = 0.044715
 
 
-# gelu:  y = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+# gelu forward, tanh approximation (math: minigrad/fused.py, Gelu)
 def gelu_forward_numpy(x):
     u = SQRT_2_OVER_PI * (x + GELU_COEF * x * x * x)
     return 0.5 * x * (1.0 + np.tanh(u))
 
 
-# gelu': dx = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)),  t = tanh(u)
+# gelu backward, recomputing t = tanh(u)
 def gelu_backward_numpy(x, dy):
     x2 = x * x
     t = np.tanh(SQRT_2_OVER_PI * (x + GELU_COEF * x2 * x))
@@ -27,7 +27,7 @@ def gelu_forward_keep_tanh_numpy(x):
     return 0.5 * x * (1.0 + t), t
 
 
-# gelu' from the kept t:  dx = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2))
+# gelu backward from the kept t
 def gelu_backward_with_tanh_numpy(x, t, dy):
     du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_COEF * x * x)
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)

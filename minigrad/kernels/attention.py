@@ -22,13 +22,13 @@ def _probs(q, k, scale, lse=None):
     return np.exp(s - lse[..., None]), lse
 
 
-# attention: P = softmax(mask(q k^T * scale));  out = P v;  lse = logsumexp(mask(q k^T * scale))
+# attention forward; lse = logsumexp of each masked score row (math: minigrad/fused.py, CausalAttention)
 def attention_forward_numpy(q, k, v, scale):
     p, lse = _probs(q, k, scale)
     return np.matmul(p, v), lse
 
 
-# attention': dv = P^T dO;  dP = dO v^T;  dS = P (dP - rowsum(dO * O));  dq = dS k s;  dk = dS^T q s
+# attention backward, recomputing P from q, k and lse
 def attention_backward_numpy(dout, q, k, v, out, lse, scale):
     p, _ = _probs(q, k, scale, lse)
     dv = np.matmul(p.swapaxes(-1, -2), dout)

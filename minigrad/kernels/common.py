@@ -1,4 +1,4 @@
-"""Shared Numba helpers: the jit settings every kernel uses, row blocking, and a vectorisable exp.
+"""Shared Numba helpers: the jit settings every kernel uses and a vectorisable exp.
 
 Why a hand-written exp: Numba (without Intel SVML) turns np.exp into one libm
 call per element, which cannot be vectorised and costs ~5 ns; softmax and
@@ -23,13 +23,6 @@ EXP_FASTMATH = {"contract"}
 JIT = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 
 LN2 = math.log(2.0)
-
-
-def row_blocks(n_rows, min_rows=8):
-    """How many row blocks (each with its own scratch row) a serial row kernel loops over:
-    one. Softmax and cross-entropy keep the block loops so that they can be split over
-    threads (kernels/threads.py) by changing this function, nothing else."""
-    return 1
 
 
 def _exp_constants(dtype, ln2_hi, ln2_lo, n_min, n_max):
@@ -125,6 +118,3 @@ def exp_row(row, bits, k):
     for j in range(row.size):
         row[j] *= scale[j]
 
-
-# SERIAL: the kernels are compiled without parallel=True; the large calls are cut into pieces
-# that run on several threads by kernels/threads.py, which says why.

@@ -8,7 +8,7 @@ def _check_targets(targets, V, ignore_index):
         raise IndexError(f"target out of range [0, {V})")
 
 
-# cross_entropy: lse = logsumexp(row);  loss = mean over valid rows of (lse - logits[target])
+# cross_entropy forward, lse = logsumexp of each row (math: minigrad/fused.py, CrossEntropy)
 def cross_entropy_forward_numpy(logits, targets, ignore_index):
     N, V = logits.shape
     _check_targets(targets, V, ignore_index)
@@ -23,7 +23,7 @@ def cross_entropy_forward_numpy(logits, targets, ignore_index):
     return np.asarray(loss, dtype=logits.dtype), lse
 
 
-# cross_entropy': dlogits = (softmax - onehot(target)) * dloss / n_valid on valid rows, 0 elsewhere
+# cross_entropy backward: 0 on ignored rows
 def cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss):
     N, V = logits.shape
     _check_targets(targets, V, ignore_index)
@@ -39,55 +39,50 @@ def cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss):
 
 
 # ---- Numba ---------------------------------------------------------------------------------
-# Row-parallel: each row's max, sum of exps (vectorised exp) and picked logit in one sweep;
-# per-row losses are summed afterwards in float64. Targets are range-checked in Python first,
-# so the kernels never index out of bounds.
+# One serial sweep per row: its max, sum of exps (vectorised exp) and picked logit; per-row
+# losses are summed afterwards in float64. Targets are range-checked in Python first, so the
+# kernels never index out of bounds.
 
 from numba import njit  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch, row_blocks  # noqa: E402
+from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch  # noqa: E402
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _ce_fwd_kernel(logits, targets, ignore_index, lse, row_loss, tmp, bits, k):
+def _ce_fwd_kernel(logits, targets, ignore_index, lse, row_loss, e, bits, k):
     n, V = logits.shape
-    nblk = tmp.shape[0]
-    for blk in range(nblk):
-        e = tmp[blk]
-        for i in range(blk * n // nblk, (blk + 1) * n // nblk):
-            m = logits[i, 0]
-            for j in range(1, V):
-                m = max(m, logits[i, j])
-            for j in range(V):
-                e[j] = logits[i, j] - m
-            exp_row(e, bits[blk], k)
-            s = 0.0
-            for j in range(V):
-                s += e[j]
-            lse[i] = m + np.log(s)
-            t = targets[i]
-            row_loss[i] = 0.0 if t == ignore_index else lse[i] - logits[i, t]
+    for i in range(n):
+        m = logits[i, 0]
+        for j in range(1, V):
+            m = max(m, logits[i, j])
+        for j in range(V):
+            e[j] = logits[i, j] - m
+        exp_row(e, bits, k)
+        s = 0.0
+        for j in range(V):
+            s += e[j]
+        lse[i] = m + np.log(s)
+        t = targets[i]
+        row_loss[i] = 0.0 if t == ignore_index else lse[i] - logits[i, t]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _ce_bwd_kernel(logits, targets, lse, ignore_index, scale, dlogits, bits, k):
     n, V = logits.shape
-    nblk = bits.shape[0]
     zero = logits.dtype.type(0)
-    for blk in range(nblk):
-        for i in range(blk * n // nblk, (blk + 1) * n // nblk):
-            row = dlogits[i]
-            t = targets[i]
-            if t == ignore_index:
-                for j in range(V):
-                    row[j] = zero
-                continue
+    for i in range(n):
+        row = dlogits[i]
+        t = targets[i]
+        if t == ignore_index:
             for j in range(V):
-                row[j] = logits[i, j] - lse[i]
-            exp_row(row, bits[blk], k)
-            for j in range(V):
-                row[j] *= scale
-            row[t] -= scale
+                row[j] = zero
+            continue
+        for j in range(V):
+            row[j] = logits[i, j] - lse[i]
+        exp_row(row, bits, k)
+        for j in range(V):
+            row[j] *= scale
+        row[t] -= scale
 
 
 def cross_entropy_forward_numba(logits, targets, ignore_index):
@@ -99,9 +94,8 @@ def cross_entropy_forward_numba(logits, targets, ignore_index):
     targets = np.ascontiguousarray(targets, dtype=np.int64)
     lse = np.empty(N, logits.dtype)
     row_loss = np.empty(N)          # float64
-    nblk = row_blocks(N)
-    _ce_fwd_kernel(logits, targets, int(ignore_index), lse, row_loss, np.empty((nblk, V), logits.dtype),
-                   exp_scratch(logits.dtype, nblk, V), EXP_CONSTANTS[logits.dtype])
+    _ce_fwd_kernel(logits, targets, int(ignore_index), lse, row_loss, np.empty(V, logits.dtype),
+                   exp_scratch(logits.dtype, V), EXP_CONSTANTS[logits.dtype])
     n_valid = int(np.count_nonzero(targets != ignore_index))
     loss = row_loss.sum() / n_valid if n_valid else np.nan
     return np.asarray(loss, dtype=logits.dtype), lse
@@ -118,5 +112,5 @@ def cross_entropy_backward_numba(logits, targets, lse, ignore_index, dloss):
     scale = logits.dtype.type(float(dloss) / n_valid if n_valid else 0.0)
     dlogits = np.empty_like(logits)
     _ce_bwd_kernel(logits, targets, np.ascontiguousarray(lse), int(ignore_index), scale, dlogits,
-                   exp_scratch(logits.dtype, row_blocks(N), V), EXP_CONSTANTS[logits.dtype])
+                   exp_scratch(logits.dtype, V), EXP_CONSTANTS[logits.dtype])
     return dlogits

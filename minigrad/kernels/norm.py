@@ -2,7 +2,7 @@
 import numpy as np
 
 
-# layer_norm: y = (x - mean) * rstd * w + b,  rstd = 1 / sqrt(var + eps)
+# layer_norm forward, rstd = 1 / sqrt(var + eps) (math: minigrad/fused.py, LayerNorm)
 def layer_norm_forward_numpy(x, weight, bias, eps):
     mean = x.mean(axis=-1)
     xc = x - mean[..., None]
@@ -16,8 +16,7 @@ def layer_norm_forward_numpy(x, weight, bias, eps):
     return y, mean, rstd
 
 
-# layer_norm': g = dy*w;  dx = rstd * (g - mean(g) - xhat * mean(g * xhat));
-#              dw = sum(dy * xhat);  db = sum(dy)     (sums over all leading dims)
+# layer_norm backward (dw, db sum over all leading dims)
 def layer_norm_backward_numpy(dy, x, weight, mean, rstd):
     xhat = (x - mean[..., None]) * rstd[..., None]
     g = dy * weight if weight is not None else dy

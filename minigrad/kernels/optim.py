@@ -24,11 +24,10 @@ def adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, s
 
 
 # ---- Numba ---------------------------------------------------------------------------------
-# One fused elementwise pass over flat views (NumPy's twin makes ~8 passes and temporaries),
-# parallel over elements. Scalars arrive as float64 and are cast to the array dtype once.
+# One fused serial elementwise pass over flat views (NumPy's twin makes ~8 passes and
+# temporaries). Scalars arrive as float64 and are cast to the array dtype once.
 
 from numba import njit  # noqa: E402
-
 
 
 @njit(cache=True, error_model="numpy")

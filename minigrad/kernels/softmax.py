@@ -6,37 +6,35 @@ Each kernel has a plain-NumPy twin (``*_numpy``) and a Numba version
 import numpy as np
 
 
-# softmax:      y = exp(x - max) / sum(exp(x - max))         (row-wise, stable)
+# softmax forward, row-wise and stable (math: minigrad/fused.py, Softmax)
 def softmax_forward_numpy(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
-# softmax':     dx = y * (dy - sum(dy * y))
+# softmax backward
 def softmax_backward_numpy(y, dy):
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
 
-# log_softmax:  y = x - max - log(sum(exp(x - max)))
+# log_softmax forward (math: minigrad/fused.py, LogSoftmax)
 def log_softmax_forward_numpy(x):
     shifted = x - x.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-# log_softmax': dx = dy - exp(y) * sum(dy)
+# log_softmax backward
 def log_softmax_backward_numpy(y, dy):
     return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)
 
 
 # ---- Numba ---------------------------------------------------------------------------------
-# One pass per row instead of NumPy's five temporaries, rows split into blocks over threads,
-# and a vectorised exp (inlined exp_neg for softmax, exp_row for log-softmax) instead of
-# libm exp. Sums accumulate in float64.
+# One serial pass per row instead of NumPy's five temporaries, and a vectorised exp (inlined
+# exp_neg for softmax, exp_row for log-softmax) instead of libm exp. Sums accumulate in float64.
 
 from numba import njit  # noqa: E402
 
-from .common import (EXP_CONSTANTS, EXP_NEG_MIN, FASTMATH, exp_neg, exp_row,  # noqa: E402
-                     exp_scratch, row_blocks)
+from .common import EXP_CONSTANTS, EXP_NEG_MIN, FASTMATH, exp_neg, exp_row, exp_scratch  # noqa: E402
 
 
 def _as_rows(x):
@@ -92,40 +90,34 @@ def _softmax_bwd_kernel(y, dy, dx):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _log_softmax_fwd_kernel(x, y, tmp, bits, k):
+def _log_softmax_fwd_kernel(x, y, e, bits, k):
     n, c = x.shape
-    nblk = bits.shape[0]
-    for b in range(nblk):
-        e = tmp[b]
-        for i in range(b * n // nblk, (b + 1) * n // nblk):
-            m = _row_max(x[i])
-            for j in range(c):
-                e[j] = x[i, j] - m
-                y[i, j] = e[j]
-            exp_row(e, bits[b], k)
-            s = 0.0
-            for j in range(c):
-                s += e[j]
-            log_s = x.dtype.type(np.log(s))
-            for j in range(c):
-                y[i, j] -= log_s
+    for i in range(n):
+        m = _row_max(x[i])
+        for j in range(c):
+            e[j] = x[i, j] - m
+            y[i, j] = e[j]
+        exp_row(e, bits, k)
+        s = 0.0
+        for j in range(c):
+            s += e[j]
+        log_s = x.dtype.type(np.log(s))
+        for j in range(c):
+            y[i, j] -= log_s
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _log_softmax_bwd_kernel(y, dy, dx, tmp, bits, k):
+def _log_softmax_bwd_kernel(y, dy, dx, e, bits, k):
     n, c = y.shape
-    nblk = bits.shape[0]
-    for b in range(nblk):
-        e = tmp[b]
-        for i in range(b * n // nblk, (b + 1) * n // nblk):
-            s = 0.0
-            for j in range(c):
-                s += dy[i, j]
-                e[j] = y[i, j]
-            exp_row(e, bits[b], k)
-            s_ = y.dtype.type(s)
-            for j in range(c):
-                dx[i, j] = dy[i, j] - e[j] * s_
+    for i in range(n):
+        s = 0.0
+        for j in range(c):
+            s += dy[i, j]
+            e[j] = y[i, j]
+        exp_row(e, bits, k)
+        s_ = y.dtype.type(s)
+        for j in range(c):
+            dx[i, j] = dy[i, j] - e[j] * s_
 
 
 def softmax_forward_numba(x):
@@ -151,9 +143,8 @@ def log_softmax_forward_numba(x):
         return log_softmax_forward_numpy(x)
     x2 = _as_rows(x)
     y = np.empty_like(x2)
-    nblk = row_blocks(len(x2))
-    _log_softmax_fwd_kernel(x2, y, np.empty((nblk, x2.shape[1]), x2.dtype),
-                            exp_scratch(x2.dtype, nblk, x2.shape[1]), EXP_CONSTANTS[x2.dtype])
+    _log_softmax_fwd_kernel(x2, y, np.empty(x2.shape[1], x2.dtype), exp_scratch(x2.dtype, x2.shape[1]),
+                            EXP_CONSTANTS[x2.dtype])
     return y.reshape(x.shape)
 
 
@@ -162,7 +153,6 @@ def log_softmax_backward_numba(y, dy):
         return log_softmax_backward_numpy(y, dy)
     y2, dy2 = _as_rows(y), _as_rows(dy)
     dx = np.empty_like(y2)
-    nblk = row_blocks(len(y2))
-    _log_softmax_bwd_kernel(y2, dy2, dx, np.empty((nblk, y2.shape[1]), y2.dtype),
-                            exp_scratch(y2.dtype, nblk, y2.shape[1]), EXP_CONSTANTS[y2.dtype])
+    _log_softmax_bwd_kernel(y2, dy2, dx, np.empty(y2.shape[1], y2.dtype), exp_scratch(y2.dtype, y2.shape[1]),
+                            EXP_CONSTANTS[y2.dtype])
     return dx.reshape(y.shape)

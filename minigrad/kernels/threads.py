@@ -12,9 +12,10 @@ Every piece computes exactly what the serial loop computes for its rows, so
 results do not depend on the thread count. Sums over rows (layer norm's
 dweight) are not split for that reason.
 
-Measured on 2 cores (GPT step shapes): attention forward 0.72 -> 0.44 ms,
-backward 1.26 -> 0.69 ms; GELU forward 0.91 -> 0.49 ms. Handing a piece to a
-helper thread costs ~20-40 us, so small calls (decoding one token) stay serial.
+Handing a piece to a helper thread costs ~20-40 us, so small calls (decoding
+one token) stay serial. OpenBLAS's idle workers spin for a while after each GEMM
+and then hold the core a helper thread needs: minigrad.runtime.tune() (which
+`gpt train` calls) shortens that spin.
 """
 import functools
 import os
@@ -98,9 +99,8 @@ class one_blas_thread:
 
     def __enter__(self):
         api = one_blas_thread._api
-        if api is None:  # first use: find OpenBLAS's thread calls, and shorten its spin
+        if api is None:  # first use: find OpenBLAS's thread calls
             api = one_blas_thread._api = _openblas_thread_api() or False
-            shorten_blas_spin()
         self.restore = api[0]() if api else 1
         if self.restore > 1:
             api[1](1)
@@ -110,32 +110,9 @@ class one_blas_thread:
             one_blas_thread._api[1](self.restore)
 
 
-def shorten_blas_spin(cycles_log2=4):
-    """Make OpenBLAS's idle workers sleep after 2^4 cycles instead of spinning ~0.1 s.
-
-    A worker left spinning after a GEMM holds a core that a kernel piece on a helper thread
-    needs (measured: a small-GPT step 40 -> 52 ms). minigrad/__init__.py sets
-    OPENBLAS_THREAD_TIMEOUT before NumPy loads OpenBLAS, but a program that imported NumPy
-    first has OpenBLAS's default: then, when one_blas_thread first takes hold of OpenBLAS,
-    the variable is set, OpenBLAS re-reads it and its thread server is shut down, to restart
-    with the short spin at the next GEMM. Nothing is
-    done if the user set the variable, or the symbols are missing (another BLAS).
-    """
-    if os.environ.get("OPENBLAS_THREAD_TIMEOUT", str(cycles_log2)) != str(cycles_log2):
-        return  # the user's own setting
-    lib = _openblas_lib()
-    names = ("openblas_thread_timeout", "openblas_read_env", "blas_thread_shutdown_")
-    if lib is None or not all(hasattr(lib, n) for n in names):
-        return
-    if lib.openblas_thread_timeout() == cycles_log2:
-        return  # OpenBLAS was loaded after minigrad: already short
-    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(cycles_log2)
-    lib.openblas_read_env()
-    lib.blas_thread_shutdown_()
-
-
 @functools.lru_cache(maxsize=None)
-def _openblas_lib():
+def openblas_lib():
+    """NumPy's OpenBLAS as a ctypes library, or None (another BLAS, or no threadpoolctl)."""
     try:
         from threadpoolctl import ThreadpoolController
         libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
@@ -145,7 +122,7 @@ def _openblas_lib():
 
 
 def _openblas_thread_api():
-    lib = _openblas_lib()
+    lib = openblas_lib()
     for prefix in ("", "scipy_"):         # scipy-openblas wheels prefix and suffix symbols
         for suffix in ("", "64_"):
             get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)

@@ -1,4 +1,4 @@
-"""Modules: objects that own Parameters and compose ops, with PyTorch's names.
+"""Modules: objects that own Parameters and compose ops, with PyTorch's names (torch.nn).
 
 A Module finds its parameters and submodules by looking at its attributes
 (in the order they were set), so a model is plain Python classes with no

@@ -1,4 +1,4 @@
-"""Pure helpers for byte-level BPE: split patterns, the GPT-2 byte<->unicode map,
+"""The rules of byte-level BPE, as pure functions: split patterns, the GPT-2 byte<->unicode map,
 pair counting and the two merge rules used when encoding one pre-token chunk.
 
 Two merge rules exist because the two families of published tokenizers differ:
@@ -12,7 +12,7 @@ Both merge the leftmost occurrence first when several pairs share the lowest ran
 """
 import regex
 
-from gpt.tokenizer_errors import TokenizerError
+from gpt.errors import TokenizerError
 
 # The GPT-2 split pattern (OpenAI's encoder.py), also used by HF's ByteLevel pre-tokenizer.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""

@@ -1,31 +1,27 @@
-"""Reading Hugging Face GPT-2 weights from safetensors, without pickle, straight into a model.
+"""Hugging Face GPT-2 weights: which safetensors files, which names, read into a model.
 
-A safetensors file is an 8-byte little-endian header length, a JSON header
-{name: {"dtype", "shape", "data_offsets": [begin, end]}}, then raw little-endian bytes.
-We parse it here instead of through safetensors.numpy for two reasons:
-  * NumPy has no bfloat16, the dtype many checkpoints are shared in; we widen it to
-    float32 ourselves (exact: bfloat16 is the top half of a float32);
-  * each tensor is read into its parameter's own buffer, so loading 124M parameters
-    costs one model of memory, not two (a dict of every array, then the copies).
-Every header is checked (names, shapes, byte ranges) before any data is read, so a bad
-folder fails fast, naming the file and the tensor.
+Only safetensors is read (pickles can run code when loaded). Each tensor is read
+into its parameter's own buffer (minigrad.nn.state.read_into: float16/bfloat16
+widened exactly), so loading 124M parameters costs one model of memory, not two.
+Every header is checked (names, shapes, byte ranges) before any data is read, so
+a bad folder fails fast, naming the file and the tensor.
 """
 import json
 import os
 
 import numpy as np
 
-from gpt.checkpoint import CheckpointError
+from minigrad.nn.state import StateFileError, read_header, read_into
+
+from gpt.errors import CheckpointError
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"  # sharded checkpoints: tensor name -> shard file
-# File dtype -> NumPy dtype of its bytes; "BF16" is read as uint16 and widened (NumPy lacks it).
-DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")  # what a weight may be stored as
 # HF's causal-mask buffers, saved by some older versions; not weights
 BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 OTHER_FORMATS = ("tf_model.h5", "flax_model.msgpack")
-MAX_HEADER = 100 << 20  # bytes; a larger header is a damaged or hostile file, not a GPT-2
 
 
 def weight_files(directory):
@@ -62,36 +58,6 @@ def _shards(index_path, directory):
     return [os.path.join(directory, n) for n in names]
 
 
-def read_header(path):
-    """(offset of the data, {key: (dtype name, shape, begin, end)}) of a safetensors file."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        if size < 8 or not 2 <= n <= min(MAX_HEADER, size - 8):
-            raise CheckpointError(f"{path}: not a safetensors file (header length {n}, file size {size})")
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{path}: damaged safetensors header ({e})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: damaged safetensors header (not a JSON object)")
-    header.pop("__metadata__", None)
-    start, entries = 8 + n, {}
-    for key, info in header.items():
-        try:
-            dtype, shape = info["dtype"], tuple(int(n) for n in info["shape"])
-            begin, end = (int(n) for n in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{path}: tensor {key!r} has a malformed header entry") from None
-        item = DTYPES[dtype].itemsize if dtype in DTYPES else None
-        if item is not None and (end - begin != int(np.prod(shape)) * item or not 0 <= begin <= end
-                                 or start + end > size):
-            raise CheckpointError(f"{path}: tensor {key!r} has bytes [{begin}, {end}) that do not "
-                                  f"fit its shape {shape} and {dtype}, or the file (truncated?)")
-        entries[key] = (dtype, shape, begin, end)
-    return start, entries
-
-
 def our_name(key, bias):
     """Our parameter name for a file key, or None for entries that are not weights here."""
     name = key if key.startswith(("transformer.", "lm_head.")) else "transformer." + key  # GPT2Model files
@@ -107,7 +73,10 @@ def plan(model, files):
     expected = {name: p.shape for name, p in model.state_dict().items()}
     found = {}
     for path in files:
-        start, entries = read_header(path)
+        try:
+            start, entries = read_header(path)
+        except StateFileError as e:
+            raise CheckpointError(str(e)) from None
         for key, entry in entries.items():
             name = our_name(key, model.config.bias)
             if name is None:
@@ -117,9 +86,9 @@ def plan(model, files):
             if name in found:
                 raise CheckpointError(f"{path}: tensor {key!r} also appears in {found[name][0]}")
             dtype, shape = entry[0], entry[1]
-            if dtype not in DTYPES:
+            if dtype not in FLOAT_DTYPES:
                 raise CheckpointError(f"{path}: tensor {key!r} is {dtype}; weights must be "
-                                      f"floating point ({', '.join(DTYPES)})")
+                                      f"floating point ({', '.join(FLOAT_DTYPES)})")
             if shape != expected[name]:
                 raise CheckpointError(f"{path}: tensor {key!r} has shape {shape}, expected "
                                       f"{expected[name]} from config.json")
@@ -133,22 +102,6 @@ def plan(model, files):
     return found
 
 
-def read_tensor(f, start, entry, out):
-    """Fill the array `out` with the tensor at `entry` of the open file f, widening to out.dtype."""
-    dtype, shape, begin, _ = entry
-    f.seek(start + begin)
-    raw = DTYPES[dtype]
-    if raw == out.dtype and out.flags.c_contiguous and raw.isnative:
-        if f.readinto(memoryview(out).cast("B")) != out.nbytes:  # no temporary copy
-            raise CheckpointError(f"{f.name}: file ends inside a tensor")
-        return out
-    data = np.fromfile(f, dtype=raw, count=int(np.prod(shape)))
-    if dtype == "BF16":
-        data = (data.astype(np.uint32) << 16).view(np.float32)
-    out[...] = data.reshape(shape)
-    return out
-
-
 def load_into(model, files):
     """Read the checkpoint's weights into model's parameters, in place."""
     found = plan(model, files)
@@ -160,7 +113,7 @@ def load_into(model, files):
     for path, items in by_file.items():
         with open(path, "rb") as f:
             for _, name, start, entry in sorted(items, key=lambda item: item[0]):  # file order
-                read_tensor(f, start, entry, params[name])
+                _read(f, start, entry, params[name])
     if head is not None and head is not found["transformer.wte.weight"]:  # both in the file
         _check_tied(head, params["transformer.wte.weight"])
     return model
@@ -170,7 +123,14 @@ def _check_tied(head, wte):
     """GPT-2 ties lm_head to wte; a file whose lm_head differs is another model."""
     path, start, key, entry = head
     with open(path, "rb") as f:
-        values = read_tensor(f, start, entry, np.empty_like(wte))
+        values = _read(f, start, entry, np.empty_like(wte))
     if not np.array_equal(values, wte):
         raise CheckpointError(f"{path}: lm_head.weight differs from transformer.wte.weight, but GPT-2 "
                               "ties them (tie_word_embeddings)")
+
+
+def _read(f, start, entry, out):
+    try:
+        return read_into(f, start, entry, out)
+    except StateFileError as e:
+        raise CheckpointError(str(e)) from None

@@ -1,11 +1,9 @@
-"""AdamW (and Adam) with PyTorch's semantics, gradient clipping and the LR schedule.
+"""AdamW and Adam with PyTorch's semantics (torch.optim).
 
 The update itself is one in-place kernel (minigrad.kernels.adamw_update). The
-optimizer state is plain ndarrays plus JSON-able scalars, so a trainer can save
-it as safetensors + JSON (see `flatten_state_dict`), never pickle.
+optimizer state is plain ndarrays plus JSON-able scalars, so it is saved as
+safetensors + JSON (minigrad.nn.state.split_tree), never pickle.
 """
-import math
-
 import numpy as np
 
 from minigrad import kernels
@@ -129,61 +127,3 @@ def _check_hyper(lr, betas, eps, weight_decay):
         raise ValueError(f"invalid eps={eps!r}: must be >= 0")
     if not weight_decay >= 0:
         raise ValueError(f"invalid weight_decay={weight_decay!r}: must be >= 0")
-
-
-def param_groups(model, weight_decay):
-    """nanoGPT's split: decay every tensor with ndim >= 2 (matmul weights, embeddings),
-    not biases or LayerNorm gains, whose decay only hurts."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-
-
-def flatten_state_dict(state_dict):
-    """Split an optimizer state_dict into (arrays, meta): arrays {"state.<i>.exp_avg": ndarray,
-    ...} for safetensors and meta (steps and param groups) for JSON. Inverse: unflatten."""
-    arrays, steps = {}, {}
-    for i, s in state_dict["state"].items():
-        arrays[f"state.{i}.exp_avg"] = s["exp_avg"]
-        arrays[f"state.{i}.exp_avg_sq"] = s["exp_avg_sq"]
-        steps[str(i)] = int(s["step"])
-    return arrays, {"steps": steps, "param_groups": state_dict["param_groups"]}
-
-
-def unflatten_state_dict(arrays, meta):
-    state = {int(i): {"step": step, "exp_avg": arrays[f"state.{i}.exp_avg"],
-                      "exp_avg_sq": arrays[f"state.{i}.exp_avg_sq"]} for i, step in meta["steps"].items()}
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def clip_grad_norm_(params, max_norm):
-    """Scale all gradients together so their global L2 norm is at most max_norm, as
-    torch.nn.utils.clip_grad_norm_: factor max_norm / (norm + 1e-6) when norm > max_norm.
-    Returns the norm before clipping, as a float (inf or nan are returned, not raised)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return 0.0
-    total = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
-    coef = max_norm / (total + 1e-6)
-    if coef < 1:
-        for g in grads:
-            g *= g.dtype.type(coef)
-    return total
-
-
-def get_lr(it, lr, min_lr, warmup_iters, max_iters):
-    """nanoGPT's schedule, for iteration `it` counted from 0:
-      it <  warmup_iters:  lr * (it + 1) / (warmup_iters + 1)            (linear warmup)
-      it >  max_iters:     min_lr
-      otherwise:           min_lr + 0.5 * (1 + cos(pi * r)) * (lr - min_lr),
-                           r = (it - warmup_iters) / (max_iters - warmup_iters)   (cosine decay)
-    """
-    if warmup_iters < 0 or max_iters < warmup_iters:
-        raise ValueError(f"get_lr: need 0 <= warmup_iters <= max_iters, got warmup_iters={warmup_iters}, "
-                         f"max_iters={max_iters}")
-    if it < warmup_iters:
-        return lr * (it + 1) / (warmup_iters + 1)
-    if it > max_iters or max_iters == warmup_iters:
-        return min_lr
-    ratio = (it - warmup_iters) / (max_iters - warmup_iters)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)

@@ -1,4 +1,4 @@
-"""Tokenizer files: our own versioned text format, tiktoken rank files, and `load_tokenizer`.
+"""Tokenizer files: our own versioned text format and tiktoken rank files.
 
 Our format is line-oriented UTF-8 text (no pickle, no eval). A BPE file looks like:
 
@@ -17,16 +17,17 @@ Our format is line-oriented UTF-8 text (no pickle, no eval). A BPE file looks li
     end
 
 Counts and the final `end` line catch truncation; every error names the file and line.
-Hugging Face formats are in gpt/tokenizer_hf.py.
+The readers receive the tokenizer class (`cls.from_state` builds one), so this file
+needs no tokenizer import. Hugging Face formats are in hf.py.
 """
 import base64
 import binascii
 import json
-import os
 
-from gpt.bpe import bytes_to_visible, visible_to_bytes
-from gpt.tokenizer import from_state
-from gpt.tokenizer_errors import TokenizerError, TokenizerFileError
+from minigrad.nn.state import write_text
+
+from gpt.errors import TokenizerError, TokenizerFileError
+from gpt.tokenizer.rules import bytes_to_visible, visible_to_bytes
 
 MAGIC = "minigrad-tokenizer"
 VERSION = 1
@@ -98,19 +99,20 @@ def header(path):
 
 
 def save_bpe(tok, path):
+    vocab, merges, specials = tok.vocab, tok.merges, tok.special_tokens
     lines = [f"{MAGIC} {VERSION} bpe", f"mode {tok.mode}", f"pattern {json.dumps(tok.pattern)}",
-             f"ignore_merges {int(tok.ignore_merges)}", f"vocab {len(tok._vocab)}"]
-    lines += [f"{i} {bytes_to_visible(t)}" for i, t in sorted(tok._vocab.items())]
-    lines.append(f"merges {len(tok._merges)}")
-    lines += [f"{a} {b} {new}" for (a, b), new in tok._merges]
-    lines.append(f"special {len(tok._specials)}")
-    lines += [f"{i} {json.dumps(s)}" for s, i in sorted(tok._specials.items(), key=lambda kv: kv[1])]
+             f"ignore_merges {int(tok.ignore_merges)}", f"vocab {len(vocab)}"]
+    lines += [f"{i} {bytes_to_visible(t)}" for i, t in sorted(vocab.items())]
+    lines.append(f"merges {len(merges)}")
+    lines += [f"{a} {b} {new}" for (a, b), new in merges]
+    lines.append(f"special {len(specials)}")
+    lines += [f"{i} {json.dumps(s)}" for s, i in sorted(specials.items(), key=lambda kv: kv[1])]
     lines.append("end")
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
-def load_bpe(path):
+def load_bpe(cls, path):
+    """Read our BPE file into a `cls` (BPETokenizer)."""
     kind, r = header(path)
     if kind != "bpe":
         raise r.error(f"this is a {kind!r} tokenizer file, not a BPE one (use gpt.load_tokenizer)")
@@ -128,7 +130,7 @@ def load_bpe(path):
     if r.next("the 'end' line") != "end":
         raise r.error("expected the 'end' line")
     try:
-        return from_state(mode, vocab, merges, pattern, specials, ignore_merges)
+        return cls.from_state(mode, vocab, merges, pattern, specials, ignore_merges)
     except TokenizerError as e:
         raise TokenizerFileError(r.path, str(e)) from None
 
@@ -158,8 +160,8 @@ def _read_merges(r, vocab):
     return merges
 
 
-def load_tiktoken(path, pattern="cl100k", special_tokens=None):
-    """Read a tiktoken rank file: one `base64(token) rank` per line."""
+def load_tiktoken(cls, path, pattern="cl100k", special_tokens=None):
+    """Read a tiktoken rank file (one `base64(token) rank` per line) into a `cls` (BPETokenizer)."""
     r = LineReader(path)
     vocab = {}  # int rank -> bytes
     while r.pos < len(r.lines):
@@ -182,20 +184,7 @@ def load_tiktoken(path, pattern="cl100k", special_tokens=None):
     if len(set(vocab.values())) != len(vocab):
         raise TokenizerFileError(r.path, "the same token bytes appear with two ranks")
     try:
-        return from_state("ranks", vocab, [], pattern, special_tokens)
+        return cls.from_state("ranks", vocab, [], pattern, special_tokens)
     except TokenizerError as e:
         raise TokenizerFileError(r.path, str(e)) from None
 
-
-def load_tokenizer(path):
-    """Load any tokenizer we can read: our BPE or char file (by header) or an HF directory."""
-    if os.path.isdir(path):
-        from gpt.tokenizer_hf import load_hf
-        return load_hf(path)
-    kind, _ = header(path)
-    if kind == "bpe":
-        return load_bpe(path)
-    if kind == "char":
-        from gpt.char_tokenizer import CharTokenizer
-        return CharTokenizer.load(path)
-    raise TokenizerFileError(str(path), f"unknown tokenizer kind {kind!r}", 1)

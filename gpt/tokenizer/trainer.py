@@ -21,7 +21,7 @@ import sys
 import time
 from collections import Counter
 
-from gpt.tokenizer_errors import TokenizerError
+from gpt.errors import TokenizerError
 
 
 def count_chunks(texts, pattern, special_regex=None):

@@ -1,20 +1,21 @@
 """`BPETokenizer`: byte-level BPE with regex pre-tokenization and tiktoken-style special tokens.
 
-A tokenizer runs in one of two modes (see gpt/bpe.py for the two merge rules):
+A tokenizer runs in one of two modes (see rules.py for the two merge rules):
 
 * "pairs": learned merges, as produced by `train` or read from HF vocab.json + merges.txt;
 * "ranks": tiktoken rank files, merged by the rank of the concatenated bytes.
 
 Each distinct pre-token chunk is encoded once and kept in a cache (str -> ids), so
-repeated words cost one dict lookup. File formats live in gpt/tokenizer_io.py.
+repeated words cost one dict lookup. File formats live in files.py (ours and
+tiktoken's) and hf.py (Hugging Face's); they receive this class rather than import it.
 """
 import sys
 
 import regex
 
-from gpt import bpe
-from gpt.bpe_train import count_chunks, train_merges
-from gpt.tokenizer_errors import DisallowedSpecialError, TokenizerError
+from gpt.errors import DisallowedSpecialError, TokenizerError
+from gpt.tokenizer import files, hf, rules
+from gpt.tokenizer.trainer import count_chunks, train_merges
 
 ENDOFTEXT = "<|endoftext|>"
 _CACHE_LIMIT = 200_000  # chunks; the cache is simply cleared when it grows past this
@@ -33,8 +34,8 @@ class BPETokenizer:
         """Install a complete state. vocab: int -> bytes (no specials);
         merges: list of ((left, right), new_id) in priority order (pairs mode only)."""
         self.mode = mode
-        self.pattern = bpe.resolve_pattern(pattern)
-        self._pat = bpe.compile_pattern(self.pattern)
+        self.pattern = rules.resolve_pattern(pattern)
+        self._pat = rules.compile_pattern(self.pattern)
         self._vocab = dict(vocab)               # int -> bytes, ordinary tokens
         self._merges = list(merges)             # list of ((int, int), int)
         self._merge_table = {pair: (rank, new) for rank, (pair, new) in enumerate(self._merges)}
@@ -71,12 +72,19 @@ class BPETokenizer:
         self._decoder.update({i: s.encode("utf-8") for s, i in self._specials.items()})
         self._vocab_size = max(self._decoder) + 1
 
+    @classmethod
+    def from_state(cls, mode, vocab, merges, pattern, special_tokens, ignore_merges=False):
+        """A tokenizer from a complete state (what the file readers call)."""
+        tok = cls.__new__(cls)
+        tok._setup(mode, vocab, merges, pattern, special_tokens, ignore_merges)
+        return tok
+
     def train(self, texts, vocab_size, pattern=None, special_tokens=None, verbose=False, progress=None):
         """Learn merges from a str or an iterable of str; returns self.
 
         vocab_size counts the 256 bytes, the merges and the special tokens, whose ids
         follow the merges. Ties between equally frequent pairs go to the smallest
-        (left id, right id); see gpt/bpe_train.py. Stops early if the text runs out of pairs.
+        (left id, right id); see trainer.py. Stops early if the text runs out of pairs.
         """
         pattern = self.pattern if pattern is None else pattern
         specials = list(self._specials) if special_tokens is None else list(special_tokens)
@@ -86,7 +94,7 @@ class BPETokenizer:
         if num_merges < 0:
             raise TokenizerError(f"vocab_size {vocab_size} is smaller than 256 bytes + "
                                  f"{len(specials)} special tokens = {256 + len(specials)}")
-        compiled = bpe.compile_pattern(bpe.resolve_pattern(pattern))
+        compiled = rules.compile_pattern(rules.resolve_pattern(pattern))
         chunks = count_chunks(texts, compiled, _alternation(specials))
         if not chunks:
             raise TokenizerError("training text is empty (no pre-token chunks found)")
@@ -108,7 +116,13 @@ class BPETokenizer:
 
     @property
     def special_tokens(self):
+        """str -> id of the special tokens."""
         return dict(self._specials)
+
+    @property
+    def vocab(self):
+        """id -> bytes of the ordinary tokens (bytes and merges; special tokens not included)."""
+        return dict(self._vocab)
 
     @property
     def merges(self):
@@ -153,11 +167,11 @@ class BPETokenizer:
         """Cache miss: BPE one chunk and remember the result."""
         data = chunk.encode("utf-8")
         if self.mode == "ranks":
-            ids = bpe.rank_merge(data, self._encoder)
+            ids = rules.rank_merge(data, self._encoder)
         elif self.ignore_merges and data in self._encoder:
             ids = [self._encoder[data]]
         else:
-            ids = bpe.pair_merge([self._byte_ids[b] for b in data], self._merge_table)
+            ids = rules.pair_merge([self._byte_ids[b] for b in data], self._merge_table)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[chunk] = ids
@@ -229,32 +243,28 @@ class BPETokenizer:
         """ids -> str; invalid UTF-8 (e.g. a cut multi-byte char) becomes U+FFFD, as tiktoken."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    # ----- files (implemented in gpt/tokenizer_io.py) ---------------------------------
+    # ----- files (formats in files.py and hf.py) ------------------------------------
     def save(self, path):
-        from gpt import tokenizer_io
-        tokenizer_io.save_bpe(self, path)
+        """Write our text format (files.py), atomically."""
+        files.save_bpe(self, path)
 
     @classmethod
     def load(cls, path):
-        from gpt import tokenizer_io
-        return tokenizer_io.load_bpe(path)
+        return files.load_bpe(cls, path)
 
     @classmethod
     def from_tiktoken(cls, path, pattern="cl100k", special_tokens=None):
         """Read a tiktoken `.tiktoken` rank file; encodes by rank exactly as tiktoken."""
-        from gpt import tokenizer_io
-        return tokenizer_io.load_tiktoken(path, pattern, special_tokens)
+        return files.load_tiktoken(cls, path, pattern, special_tokens)
 
     @classmethod
     def from_hf(cls, directory, pattern="gpt2"):
         """Read vocab.json + merges.txt (or tokenizer.json) from an HF checkpoint directory."""
-        from gpt import tokenizer_hf
-        return tokenizer_hf.load_hf(directory, pattern)
+        return hf.load_hf(cls, directory, pattern)
 
     def save_hf(self, directory):
         """Write vocab.json + merges.txt that HF `tokenizers` / GPT2Tokenizer can read."""
-        from gpt import tokenizer_hf
-        tokenizer_hf.save_hf(self, directory)
+        hf.save_hf(self, directory)
 
     def __repr__(self):
         return (f"BPETokenizer(mode={self.mode!r}, vocab_size={self.vocab_size}, "
@@ -268,9 +278,3 @@ def _alternation(specials):
     ordered = sorted(specials, key=lambda s: (-len(s), s))
     return regex.compile("|".join(regex.escape(s) for s in ordered))
 
-
-def from_state(mode, vocab, merges, pattern, special_tokens, ignore_merges=False):
-    """Build a BPETokenizer from a complete state (used by the file readers)."""
-    tok = BPETokenizer.__new__(BPETokenizer)
-    tok._setup(mode, vocab, merges, pattern, special_tokens, ignore_merges)
-    return tok

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from minigrad.nn.state import atomic_write
+
 
 def fmt_duration(seconds):
     if not math.isfinite(seconds):
@@ -121,8 +123,6 @@ def plot_losses(metrics_path, png_path):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = Path(png_path).with_name(".loss.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
-    tmp.replace(png_path)
     return None

@@ -12,7 +12,10 @@ File format (UTF-8 text, one JSON string per character, ids in line order):
 """
 import json
 
-from gpt.tokenizer_errors import TokenizerError, TokenizerFileError
+from minigrad.nn.state import write_text
+
+from gpt.errors import TokenizerError, TokenizerFileError
+from gpt.tokenizer.files import MAGIC, VERSION, header
 
 
 class CharTokenizer:
@@ -84,16 +87,14 @@ class CharTokenizer:
         return self.decode(ids).encode("utf-8", errors="surrogatepass")
 
     def save(self, path):
-        from gpt.tokenizer_io import MAGIC, VERSION
+        """Write the file format above, atomically."""
         lines = [f"{MAGIC} {VERSION} char", f"vocab {len(self.chars)}"]
         lines += [json.dumps(c) for c in self.chars]  # ASCII-escaped: safe for any char
         lines.append("end")
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(lines) + "\n")
+        write_text(path, "\n".join(lines) + "\n")
 
     @classmethod
     def load(cls, path):
-        from gpt.tokenizer_io import header
         kind, r = header(path)
         if kind != "char":
             raise r.error(f"this is a {kind!r} tokenizer file, not a char one (use gpt.load_tokenizer)")

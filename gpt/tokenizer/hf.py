@@ -2,28 +2,30 @@
 
 Token strings in these files are bytes seen through GPT-2's byte->unicode map (a space
 is "Ġ"). merges.txt lists merges by priority, after an optional "#version" line.
-HF encodes with the pair rule (gpt/bpe.py: pair_merge), so loaded tokenizers run in
-"pairs" mode and give HF's ids exactly.
+HF encodes with the pair rule (rules.py: pair_merge), so loaded tokenizers run in
+"pairs" mode and give HF's ids exactly. The readers receive the tokenizer class
+(`cls.from_state` builds one), so this file needs no tokenizer import.
 """
 import json
 import os
 
-from gpt.bpe import BYTE_TO_UNICODE, GPT2_PATTERN, bytes_to_visible, visible_to_bytes
-from gpt.tokenizer import from_state
-from gpt.tokenizer_errors import TokenizerError, TokenizerFileError
-from gpt.tokenizer_io import LineReader
+from minigrad.nn.state import write_text
+
+from gpt.errors import TokenizerError, TokenizerFileError
+from gpt.tokenizer.files import LineReader
+from gpt.tokenizer.rules import BYTE_TO_UNICODE, GPT2_PATTERN, bytes_to_visible, visible_to_bytes
 
 
-def load_hf(directory, pattern="gpt2"):
-    """Read vocab.json + merges.txt from a directory, else its tokenizer.json."""
+def load_hf(cls, directory, pattern="gpt2"):
+    """Read vocab.json + merges.txt from a directory, else its tokenizer.json, into a `cls`."""
     directory = str(directory)
     vocab_path = os.path.join(directory, "vocab.json")
     merges_path = os.path.join(directory, "merges.txt")
     if os.path.exists(vocab_path) and os.path.exists(merges_path):
-        return _load_vocab_merges(vocab_path, merges_path, pattern)
+        return _load_vocab_merges(cls, vocab_path, merges_path, pattern)
     json_path = os.path.join(directory, "tokenizer.json")
     if os.path.exists(json_path):
-        return _load_tokenizer_json(json_path, pattern)
+        return _load_tokenizer_json(cls, json_path, pattern)
     raise TokenizerFileError(directory, "no vocab.json + merges.txt and no tokenizer.json here")
 
 
@@ -42,7 +44,7 @@ def _check_vocab(vocab, path):
     return vocab
 
 
-def _load_vocab_merges(vocab_path, merges_path, pattern):
+def _load_vocab_merges(cls, vocab_path, merges_path, pattern):
     vocab = _check_vocab(_read_json(vocab_path), vocab_path)
     r = LineReader(merges_path)
     merges = []  # list of (str, str, line number)
@@ -57,10 +59,10 @@ def _load_vocab_merges(vocab_path, merges_path, pattern):
     # a merge result can only be a special token.
     reachable = set(BYTE_TO_UNICODE.values()) | {a + b for a, b, _ in merges}
     specials = {s: i for s, i in vocab.items() if s not in reachable}
-    return _build(vocab, merges, specials, pattern, False, merges_path)
+    return _build(cls, vocab, merges, specials, pattern, False, merges_path)
 
 
-def _build(vocab, merges, specials, pattern, ignore_merges, path):
+def _build(cls, vocab, merges, specials, pattern, ignore_merges, path):
     """vocab: visible str -> id; merges: list of (left, right, line); specials: str -> id."""
     ordinary = {}  # int -> bytes
     for token, i in vocab.items():
@@ -77,12 +79,12 @@ def _build(vocab, merges, specials, pattern, ignore_merges, path):
             raise TokenizerFileError(path, f"merge {a!r} {b!r} uses a token missing from the vocab", line)
         id_merges.append(((vocab[a], vocab[b]), vocab[a + b]))
     try:
-        return from_state("pairs", ordinary, id_merges, pattern, specials, ignore_merges)
+        return cls.from_state("pairs", ordinary, id_merges, pattern, specials, ignore_merges)
     except TokenizerError as e:
         raise TokenizerFileError(path, str(e)) from None
 
 
-def _load_tokenizer_json(path, pattern):
+def _load_tokenizer_json(cls, path, pattern):
     spec = _read_json(path)
     model = spec.get("model") if isinstance(spec, dict) else None
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE":
@@ -102,7 +104,7 @@ def _load_tokenizer_json(path, pattern):
         specials[added["content"]] = added["id"]
     vocab = {**vocab, **specials}
     found = _pattern_of(spec.get("pre_tokenizer"), path)
-    return _build(vocab, merges, specials, found or pattern, bool(model.get("ignore_merges")), path)
+    return _build(cls, vocab, merges, specials, found or pattern, bool(model.get("ignore_merges")), path)
 
 
 def _pattern_of(pre, path):
@@ -132,22 +134,20 @@ def save_hf(tok, directory):
     if tok.mode != "pairs":
         raise TokenizerError("only a merges-based ('pairs') tokenizer can be written as merges.txt; "
                              "a tiktoken rank tokenizer has no merge list")
+    ordinary = tok.vocab  # int -> bytes
     vocab = {}  # visible str -> int
-    for i, token in sorted(tok._vocab.items()):
+    for i, token in sorted(ordinary.items()):
         visible = bytes_to_visible(token)
         if visible in vocab:
             raise TokenizerError(f"tokens {vocab[visible]} and {i} have the same bytes; "
                                  f"vocab.json cannot hold both")
         vocab[visible] = i
-    for text, i in tok._specials.items():
+    for text, i in tok.special_tokens.items():
         if text in vocab:
             raise TokenizerError(f"special token {text!r} collides with an ordinary token in vocab.json")
         vocab[text] = i
     os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump(vocab, f, ensure_ascii=False)
+    write_text(os.path.join(directory, "vocab.json"), json.dumps(vocab, ensure_ascii=False))
     lines = ["#version: 0.2"]
-    lines += [f"{bytes_to_visible(tok._vocab[a])} {bytes_to_visible(tok._vocab[b])}"
-              for (a, b), _ in tok._merges]
-    with open(os.path.join(directory, "merges.txt"), "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(lines) + "\n")
+    lines += [f"{bytes_to_visible(ordinary[a])} {bytes_to_visible(ordinary[b])}" for (a, b), _ in tok.merges]
+    write_text(os.path.join(directory, "merges.txt"), "\n".join(lines) + "\n")

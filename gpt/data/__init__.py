@@ -1,0 +1,4 @@
+"""Training data: the corpus (corpus.py), its token ids (tokens.py), batches (batches.py)."""
+from gpt.data.batches import BatchSampler  # noqa: F401
+from gpt.data.corpus import BUILTIN, builtin_corpus, load_text, read_text_file, split_text  # noqa: F401
+from gpt.data.tokens import build_tokenizer, check_lengths, encode, encode_cached, tokenizer_digest  # noqa: F401

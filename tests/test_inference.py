@@ -1,0 +1,97 @@
+"""gpt/inference.py, the graph-free forward pass that sampling runs on, gives the same
+last-position logits as GPT.forward: without a cache, with one filled step by step, and
+with rows of a batch at different lengths."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import kernels
+from gpt.inference import KVCache, forward
+from gpt.model import GPT, GPTConfig
+
+
+def make(dtype=np.float64, bias=True, dropout=0.0, seed=3):
+    mg.manual_seed(seed)
+    m = GPT(GPTConfig(vocab_size=19, block_size=12, n_layer=2, n_head=2, n_embd=8, bias=bias,
+                      dropout=dropout), dtype=dtype)
+    for p in m.parameters():  # non-trivial biases and LayerNorm gains, not GPT-2's 0/1 init
+        p.data += (0.1 * mg.random.rng().standard_normal(p.shape)).astype(dtype)
+    return m
+
+
+def reference(model, ids):
+    """Last-position logits of the Tensor forward pass, the definition inference must match."""
+    model.eval()
+    with mg.no_grad():
+        logits, _ = model(np.asarray(ids))
+    return logits.data[:, -1]
+
+
+IDS = np.random.default_rng(0).integers(0, 19, size=(3, 12))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_forward_without_cache_equals_the_model(bias, dtype, tol):
+    model = make(dtype, bias)
+    for T in (1, 5, 12):
+        got = forward(model, IDS[:, :T])
+        assert got.shape == (3, 19) and got.dtype == dtype
+        np.testing.assert_allclose(got, reference(model, IDS[:, :T]), rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("prefill", [1, 4])
+def test_forward_with_cache_equals_the_model_at_every_step(prefill):
+    model = make()
+    cache = KVCache(model.config, batch_size=3, dtype=np.float64)
+    got = [forward(model, IDS[:, :prefill], cache)]
+    for t in range(prefill, IDS.shape[1]):
+        got.append(forward(model, IDS[:, t:t + 1], cache))  # one new position at a time
+    assert list(cache.lengths) == [IDS.shape[1]] * 3
+    for i, T in enumerate(range(prefill, IDS.shape[1] + 1)):
+        np.testing.assert_allclose(got[i], reference(model, IDS[:, :T]), rtol=0, atol=1e-12)
+
+
+def test_rows_at_different_lengths_share_a_batch():
+    """Each row filled with its own prompt (lengths 2, 7, 4), then all advanced together:
+    every row's logits are its own sequence's, as if it ran alone."""
+    model = make()
+    cache = KVCache(model.config, batch_size=3, dtype=np.float64)
+    lengths = [2, 7, 4]
+    for row, n in enumerate(lengths):
+        got = forward(model, IDS[row:row + 1, :n], cache, rows=[row])
+        np.testing.assert_allclose(got, reference(model, IDS[row:row + 1, :n]), rtol=0, atol=1e-12)
+    for step in range(3):
+        nxt = np.array([[IDS[r, n + step]] for r, n in enumerate(lengths)])
+        got = forward(model, nxt, cache)
+        for r, n in enumerate(lengths):
+            np.testing.assert_allclose(got[r], reference(model, IDS[r:r + 1, :n + step + 1])[0], rtol=0, atol=1e-12)
+    assert list(cache.lengths) == [n + 3 for n in lengths]
+    got = forward(model, np.array([[IDS[2, 7]], [IDS[0, 5]]]), cache, rows=[2, 0])  # a subset, any order
+    np.testing.assert_allclose(got[0], reference(model, IDS[2:3, :8])[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got[1], reference(model, IDS[0:1, :6])[0], rtol=0, atol=1e-12)
+    cache.reset([1])
+    assert list(cache.lengths) == [6, 0, 8]
+
+
+def test_forward_matches_on_the_numpy_backend_too():
+    model = make()
+    with kernels.use_backend("numpy"):
+        got = forward(model, IDS)
+    np.testing.assert_allclose(got, reference(model, IDS), rtol=0, atol=1e-12)
+
+
+def test_inference_ignores_mode_and_leaves_mode_and_grad_state_alone():
+    model = make(dropout=0.5)
+    model.train()
+    got = forward(model, IDS)  # no dropout: inference, whatever the mode
+    assert model.training and mg.is_grad_enabled()
+    np.testing.assert_allclose(got, reference(model, IDS), rtol=0, atol=1e-12)
+
+
+def test_past_block_size_is_a_clear_error():
+    model = make()
+    cache = KVCache(model.config, batch_size=3, dtype=np.float64)
+    forward(model, IDS[:, :10], cache)
+    with pytest.raises(ValueError, match=r"sequence length 13 \(past 10 \+ new 3\) exceeds block_size 12"):
+        forward(model, IDS[:, :3], cache)
