@@ -12,6 +12,13 @@ are filled one row at a time, then every row advances together). No Tensor and
 no graph: the same kernels as GPT.forward (minigrad.kernels) on the parameters'
 arrays, and logits for the last position only, which is all a sampler reads.
 tests/test_inference.py holds it equal to GPT.forward.
+
+A step of one token per row (T == 1: decoding) runs its linear layers and the
+lm_head on kernels.linear_rowwise instead of BLAS, so that each row's logits are
+the same bits whether it advances alone or among other rows: a greedy answer does
+not depend on what else is in the batch. Every other op here is computed row by
+row already. A longer forward (a prompt, filled one row at a time) stays on BLAS:
+its shape does not depend on the batch.
 """
 import math
 
@@ -59,20 +66,25 @@ def forward(model, ids, cache=None, rows=None):
     if (past + T).max() > cfg.block_size:
         raise ValueError(f"inference: sequence length {int((past + T).max())} (past {int(past.max())} + new {T}) "
                          f"exceeds block_size {cfg.block_size}")
+    step = T == 1  # a decoding step: batch-invariant products
     x = tr.wte.weight.data[ids] + tr.wpe.weight.data[past[:, None] + np.arange(T)]  # (N, T, C)
     for layer, block in enumerate(tr.h):
-        x = x + _attention(block.attn, _layer_norm(block.ln_1, x), cache, layer, rows, past)  # (N, T, C)
-        x = x + _mlp(block.mlp, _layer_norm(block.ln_2, x))  # (N, T, C)
+        x = x + _attention(block.attn, _layer_norm(block.ln_1, x), cache, layer, rows, past, step)  # (N, T, C)
+        x = x + _mlp(block.mlp, _layer_norm(block.ln_2, x), step)  # (N, T, C)
     if cache is not None:
         cache.lengths[rows] += T
     x = _layer_norm(tr.ln_f, x[:, -1])  # (N, C): the last position is all a sampler needs
-    return kernels.matmul(x, model.lm_head.weight.data.T)  # (N, C) @ (C, V) -> (N, V)
+    head = model.lm_head.weight.data.T  # (C, V), a view of wte (tied)
+    return kernels.linear_rowwise(x, head) if step else kernels.matmul(x, head)  # (N, C) @ (C, V) -> (N, V)
 
 
-def _linear(conv, x):
-    """Conv1D: x (..., in) @ W (in, out) + b."""
+def _linear(conv, x, step):
+    """Conv1D: x (..., in) @ W (in, out) + b; batch-invariant for a decoding step."""
+    bias = None if conv.bias is None else conv.bias.data
+    if step:
+        return kernels.linear_rowwise(x, conv.weight.data, bias)
     y = kernels.matmul(x, conv.weight.data)  # (..., out)
-    return y if conv.bias is None else y + conv.bias.data
+    return y if bias is None else y + bias
 
 
 def _layer_norm(ln, x):
@@ -80,12 +92,12 @@ def _layer_norm(ln, x):
     return kernels.layer_norm_forward(x, ln.weight.data, bias, ln.eps)[0]
 
 
-def _attention(attn, x, cache, layer, rows, past):
+def _attention(attn, x, cache, layer, rows, past, step):
     N, T, C = x.shape
     H = attn.n_head
     D = C // H
     scale = 1.0 / math.sqrt(D)
-    qkv = _linear(attn.c_attn, x).reshape(N, T, 3, H, D)  # (N, T, 3C) -> (N, T, 3, H, D)
+    qkv = _linear(attn.c_attn, x, step).reshape(N, T, 3, H, D)  # (N, T, 3C) -> (N, T, 3, H, D)
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # 3 x (N, H, T, D) views
     if cache is None:
         y, _ = kernels.attention_forward(q, k, v, scale)  # (N, H, T, D), causal
@@ -94,7 +106,7 @@ def _attention(attn, x, cache, layer, rows, past):
     else:  # rows at different lengths: each attends over its own keys
         y = np.concatenate([_cached_attention(cache, layer, slice(r, r + 1), int(p), q[b:b + 1], k[b:b + 1],
                                               v[b:b + 1], scale) for b, (r, p) in enumerate(zip(rows, past))])
-    return _linear(attn.c_proj, y.transpose(0, 2, 1, 3).reshape(N, T, C))  # (N, T, H, D) -> (N, T, C)
+    return _linear(attn.c_proj, y.transpose(0, 2, 1, 3).reshape(N, T, C), step)  # (N, T, H, D) -> (N, T, C)
 
 
 def _cached_attention(cache, layer, rows, start, q, k, v, scale):
@@ -107,5 +119,5 @@ def _cached_attention(cache, layer, rows, start, q, k, v, scale):
     return kernels.attention_forward(q, keys, values, scale)[0]  # (n, H, T, D)
 
 
-def _mlp(mlp, x):
-    return _linear(mlp.c_proj, kernels.gelu_forward(_linear(mlp.c_fc, x)))
+def _mlp(mlp, x, step):
+    return _linear(mlp.c_proj, kernels.gelu_forward(_linear(mlp.c_fc, x, step)), step)

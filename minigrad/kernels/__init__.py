@@ -18,12 +18,13 @@ from types import SimpleNamespace
 # The kernels are compiled serial and split over Python threads (kernels/threads.py says why),
 # so no OpenMP pool is started and OMP_WAIT_POLICY is left as the user set it.
 
-from . import activation, attention, embedding, loss, matmul as _matmul, norm, optim, softmax, threads
+from . import activation, attention, embedding, linear, loss, matmul as _matmul, norm, optim, softmax, threads
 
 BACKENDS = ("numba", "numpy")
 
 _MODULES = {
     "matmul": _matmul,
+    "linear_rowwise": linear,
     "softmax_forward": softmax, "softmax_backward": softmax,
     "log_softmax_forward": softmax, "log_softmax_backward": softmax,
     "layer_norm_forward": norm, "layer_norm_backward": norm,
@@ -94,6 +95,12 @@ def get_num_threads():
 def matmul(a, b):
     """np.matmul semantics (N-d, broadcast batch dims); transposed views are fine."""
     return _impl.matmul(a, b)
+
+
+def linear_rowwise(x, w, bias=None):
+    """x (..., K) @ w (K, M) + bias, each row alone in a fixed summation order: a row's result
+    is the same bits whatever the other rows are (batched decoding); w may be a transposed view."""
+    return _impl.linear_rowwise(x, w, bias)
 
 
 def softmax_forward(x):
