@@ -50,6 +50,13 @@ class KVCache:
         """Empty the given rows (all by default) for new sequences."""
         self.lengths[slice(None) if rows is None else rows] = 0
 
+    def copy_row(self, src, dst):
+        """Row dst continues from row src's positions (several samples of one prompt)."""
+        n = self.lengths[src]
+        self.k[:, dst, :, :n] = self.k[:, src, :, :n]
+        self.v[:, dst, :, :n] = self.v[:, src, :, :n]
+        self.lengths[dst] = n
+
 
 def forward(model, ids, cache=None, rows=None):
     """Logits of the last position (N, V) for ids (N, T) int, in the model's dtype.
