@@ -21,6 +21,15 @@ TEXT = ("Where the bee sucks, there suck I: in a cowslip's bell I lie; there I c
         "blossom that hangs on the bough. def main(argv=None): return 0 if argv else 1\n") * 4
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 MODEL_NAME = "tiny-test"
+SERVE_EXTRA = ("fastapi", "uvicorn", "sse_starlette", "prometheus_client")
+
+
+def serving_stack():
+    """(httpx, openai): the serve extra and the test clients, or skip (fail under CI)."""
+    from conftest import require
+    for module in SERVE_EXTRA:
+        require(module)
+    return require("httpx"), require("openai")
 
 
 def make_checkpoint(folder, chat=True, block_size=96, seed=0):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import require
-from serve_helpers import MODEL_NAME, LiveServer, make_checkpoint
+from serve_helpers import MODEL_NAME, LiveServer, make_checkpoint, serving_stack
 
 import minigrad
 from gpt import inference
@@ -21,9 +21,7 @@ PROMPTS = ["Where the bee", "Merrily", "def main(", "on the bat's back", "I", "b
 
 @pytest.fixture(scope="module")
 def stack():
-    for module in ("fastapi", "uvicorn", "sse_starlette", "prometheus_client", "httpx", "openai"):
-        require(module)
-    return require("httpx"), require("openai")
+    return serving_stack()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +105,7 @@ def test_logprobs_and_echo_are_the_model_s(server, client):
     ids = encode(server, prompt)
     r = client.completions.create(model=MODEL_NAME, prompt=prompt, max_tokens=4, temperature=0, logprobs=3)
     lp = r.choices[0].logprobs
-    model, tok = server.engine.model, server.engine.tokenizer
+    model = server.engine.model
     context = list(ids)
     for i in range(4):
         logits = inference.forward(model, np.array([context])).astype(np.float64)[0]

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from conftest import require
-from serve_helpers import MODEL_NAME, LiveServer, make_checkpoint
+from serve_helpers import MODEL_NAME, LiveServer, make_checkpoint, serving_stack
 
 from gpt import inference
 
@@ -18,9 +17,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture(scope="module")
 def stack():
-    for module in ("fastapi", "uvicorn", "sse_starlette", "prometheus_client", "httpx", "openai"):
-        require(module)
-    return require("httpx"), require("openai")
+    return serving_stack()
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,12 @@ import threading
 
 import pytest
 
-from conftest import require
-from serve_helpers import REPO, make_checkpoint, start_process
+from serve_helpers import REPO, make_checkpoint, serving_stack, start_process
 
 
 @pytest.fixture(scope="module")
 def httpx():
-    for module in ("fastapi", "uvicorn", "sse_starlette", "prometheus_client"):
-        require(module)
-    return require("httpx")
+    return serving_stack()[0]
 
 
 @pytest.fixture(scope="module")

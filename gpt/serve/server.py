@@ -59,7 +59,9 @@ def _config(args):
                               f"got {getattr(args, flag)}")
     if args.shutdown_timeout < 0:
         raise ConfigError(f"--shutdown-timeout must be >= 0, got {args.shutdown_timeout}")
-    return ServeConfig(model_name=args.model_name or Path(args.ckpt).resolve().name, api_key=args.api_key,
+    folder = Path(args.ckpt).resolve()
+    default_name = folder.parent.name if folder.name == "ckpt" else folder.name  # runs/shk/ckpt -> shk
+    return ServeConfig(model_name=args.model_name or default_name, api_key=args.api_key,
                        max_batch=args.max_batch, max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
                        max_tokens_limit=args.max_tokens_limit, shutdown_grace=args.shutdown_timeout)
 
