@@ -17,7 +17,8 @@ The default model is the default preset's shape (4 layers x 128, block 128, BPE 
 trained for --train-iters steps: quality does not change the speed. The 124M folder has
 GPT-2's shape and random weights (as bench/hf_124m.py builds it) with the default model's
 tokenizer: its 50257-row head is computed in full, padded rows masked.
-Clients and server share the machine's cores; the load average is printed with the table.
+Clients and server share the machine's cores; the load average is printed with the table,
+and the server's own CPU time per token (robust to other processes) beside the wall clock.
 """
 import argparse
 import asyncio
@@ -105,6 +106,16 @@ async def level(client, url, n_clients, per_client, max_tokens):
     return results, time.perf_counter() - t0
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (Linux /proc), or nan elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
 def pct(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
@@ -119,10 +130,13 @@ async def measure(ckpt, label, levels, per_client, max_tokens, max_batch):
             await wait_ready(client, url)
             await level(client, url, 2, 1, 4)  # warm-up
             for n in levels:
+                cpu = cpu_seconds(proc.pid)
                 results, wall = await level(client, url, n, per_client, max_tokens)
+                cpu = cpu_seconds(proc.pid) - cpu
                 ttft, lat, toks = zip(*results)
                 rows.append(dict(model=label, clients=n, requests=len(results), tokens=sum(toks),
-                                 tps=sum(toks) / wall, ttft50=pct(ttft, 50), ttft90=pct(ttft, 90),
+                                 tps=sum(toks) / wall, cpu_ms=1e3 * cpu / sum(toks), busy=cpu / wall,
+                                 ttft50=pct(ttft, 50), ttft90=pct(ttft, 90),
                                  ttft_max=max(ttft), lat50=pct(lat, 50), lat90=pct(lat, 90), lat_max=max(lat)))
                 print(f"  {label}: {n} client(s) done in {wall:.1f} s", flush=True)
     finally:
@@ -132,14 +146,16 @@ async def measure(ckpt, label, levels, per_client, max_tokens, max_batch):
 
 
 def table(rows):
-    head = (f"{'model':<14}{'clients':>8}{'reqs':>6}{'tokens':>8}{'tok/s':>9}{'x 1 client':>11}"
-            f"{'TTFT p50':>10}{'p90':>8}{'max':>8}{'latency p50':>13}{'p90':>8}{'max':>8}")
+    head = (f"{'model':<11}{'clients':>8}{'reqs':>5}{'tokens':>7}{'tok/s':>8}{'x 1 client':>11}"
+            f"{'TTFT p50':>9}{'p90':>7}{'max':>7}{'latency p50':>12}{'p90':>7}{'max':>7}"
+            f"{'server CPU ms/tok':>18}{'cores busy':>11}")
     lines = [head]
     for r in rows:
         one = next(x["tps"] for x in rows if x["model"] == r["model"] and x["clients"] == 1)
-        lines.append(f"{r['model']:<14}{r['clients']:>8}{r['requests']:>6}{r['tokens']:>8}{r['tps']:>9.1f}"
-                     f"{r['tps'] / one:>10.2f}x{r['ttft50']:>9.3f}s{r['ttft90']:>7.3f}s{r['ttft_max']:>7.3f}s"
-                     f"{r['lat50']:>12.2f}s{r['lat90']:>7.2f}s{r['lat_max']:>7.2f}s")
+        lines.append(f"{r['model']:<11}{r['clients']:>8}{r['requests']:>5}{r['tokens']:>7}{r['tps']:>8.1f}"
+                     f"{r['tps'] / one:>10.2f}x{r['ttft50']:>8.2f}s{r['ttft90']:>6.2f}s{r['ttft_max']:>6.2f}s"
+                     f"{r['lat50']:>11.2f}s{r['lat90']:>6.2f}s{r['lat_max']:>6.2f}s"
+                     f"{r['cpu_ms']:>18.2f}{r['busy']:>11.2f}")
     return "\n".join(lines)
 
 

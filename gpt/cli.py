@@ -106,7 +106,7 @@ def _add_serve(sub):
     p.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds in-flight requests get "
                                                                          "to finish after SIGTERM (default: 10)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                   help="uvicorn's log level (default: warning)")
+                   help="uvicorn's log level; info also logs each request (default: warning)")
     p.set_defaults(func=guarded(cmd_serve))
 
 

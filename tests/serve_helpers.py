@@ -64,9 +64,9 @@ class LiveServer:
         if load_gate is not None:  # the test decides when loading finishes
             real_load = load
 
-            def load():
+            def load(metrics):
                 assert load_gate.wait(30), "the test never released the loader"
-                return real_load()
+                return real_load(metrics)
         self.app = create_app(self.config, load)
         sock = _bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"

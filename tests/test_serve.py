@@ -330,6 +330,7 @@ def test_health_and_api_say_503_while_the_model_loads(stack, tmp_path):
             r = httpx.request(method, s.url + path, json=body)
             assert r.status_code == 503, path
             assert r.json()["error"]["code"] == "model_loading"
+        assert httpx.get(s.url + "/metrics").status_code == 200  # scrapers see the server while it loads
         gate.set()
         s.wait_ready()
         assert httpx.get(s.url + "/health").json() == {"status": "ok"}

@@ -1,7 +1,7 @@
 """The HTTP API: OpenAI's completions and chat completions, llama.cpp's tokenize/detokenize and
 /health, Prometheus' /metrics and the web page, on FastAPI (served by uvicorn, gpt/serve/server.py).
 
-    app = create_app(ServeConfig(model_name="shk"), load)   # load() -> Engine, run in a thread
+    app = create_app(ServeConfig(model_name="shk"), load)   # load(metrics) -> Engine, run in a thread
 
 The app answers at once: /health and /v1/* say 503 until `load` returns. A request
 becomes one scheduler Request per prompt (gpt/serve/scheduler.py); their events come
@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 from gpt.serve import handlers
 from gpt.serve.gate import BodyTooLarge, Gate
+from gpt.serve.metrics import Metrics
 from gpt.serve.protocol import APIError, ChatRequest, CompletionRequest, error_body, validation_error
 from gpt.serve.scheduler import Done, Failed, QueueFull, ShuttingDown
 
@@ -43,7 +44,8 @@ class ServeConfig:
 
 @dataclass
 class Engine:
-    """What `load` returns: the model and its tokenizer, chat template (or None), scheduler and metrics."""
+    """What `load` returns: the model and its tokenizer, chat template (or None), scheduler and metrics
+    (the app's, handed to load)."""
     model: object
     tokenizer: object
     template: object
@@ -61,11 +63,14 @@ class DetokenizeRequest(BaseModel):
 
 
 def create_app(config, load):
+    """The ASGI app; load(metrics) -> Engine runs in a thread at startup."""
+    metrics = Metrics(config.max_batch)
     state = {"engine": None, "error": None}
 
     @asynccontextmanager
     async def lifespan(app):
-        threading.Thread(target=_load, args=(state, load, config), name="gpt-serve-load", daemon=True).start()
+        threading.Thread(target=_load, args=(state, lambda: load(metrics), config), name="gpt-serve-load",
+                         daemon=True).start()
         yield
         if state["engine"] is not None:
             state["engine"].scheduler.stop()
@@ -73,9 +78,8 @@ def create_app(config, load):
     app = FastAPI(title="gpt serve", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.serve = state
     _add_error_handlers(app)
-    _add_routes(app, state, config)
-    return Gate(app, config.api_key, config.max_body_bytes, lambda: state["engine"] is not None,
-                metrics=_LazyMetrics(state))
+    _add_routes(app, state, config, metrics)
+    return Gate(app, config.api_key, config.max_body_bytes, lambda: state["engine"] is not None, metrics)
 
 
 def _load(state, load, config):
@@ -85,17 +89,6 @@ def _load(state, load, config):
         state["error"] = e
         if config.on_load_error is not None:
             config.on_load_error(e)
-
-
-class _LazyMetrics:
-    """Counts responses into the engine's metrics once it exists."""
-
-    def __init__(self, state):
-        self.state = state
-
-    def on_response(self, endpoint, status):
-        if self.state["engine"] is not None:
-            self.state["engine"].metrics.on_response(endpoint, status)
 
 
 def _add_error_handlers(app):
@@ -127,7 +120,7 @@ def _engine(state):
     return state["engine"]
 
 
-def _add_routes(app, state, config):
+def _add_routes(app, state, config, metrics):
     @app.get("/health")
     async def health():
         if state["engine"] is None:
@@ -170,9 +163,8 @@ def _add_routes(app, state, config):
         return handlers.detokenize(_engine(state).tokenizer, body.tokens)
 
     @app.get("/metrics")
-    async def metrics():
-        m = _engine(state).metrics
-        return Response(m.render(), media_type=m.content_type)
+    async def prometheus():  # available while loading too
+        return Response(metrics.render(), media_type=metrics.content_type)
 
 
 # ---- running a call ---------------------------------------------------------------------------
@@ -183,9 +175,16 @@ class Call:
     def __init__(self, scheduler, requests):
         self.scheduler, self.requests = scheduler, requests
         self.queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         for i, r in enumerate(requests):
-            r.sink = lambda events, i=i: loop.call_soon_threadsafe(self.queue.put_nowait, (i, events))
+            r.sink = lambda events, i=i: self._sink(i, events)
+
+    def _sink(self, i, events):
+        """Called by the decode thread: hand the events to this loop."""
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (i, events))
+        except RuntimeError:  # the loop is closed (shutdown): nobody is listening
+            pass
 
     def submit(self):
         try:
@@ -215,7 +214,7 @@ class Call:
             for i, events in batch:
                 for e in events:
                     if isinstance(e, Failed):
-                        raise APIError(503, e.message, type="server_error")
+                        raise APIError(e.status, e.message, type="server_error")
                     open_requests -= isinstance(e, Done)
                     out.append((i, e))
             yield out

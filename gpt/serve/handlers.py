@@ -29,6 +29,8 @@ def check_model(name, served):
 
 def completion_call(engine, config, body):
     """(scheduler requests, reply) for a checked CompletionRequest."""
+    if body.max_tokens is None:  # an explicit null: OpenAI's default
+        body.max_tokens = 16
     _check_common(body, config, body.max_tokens)
     prompts = _prompts(engine, body.prompt)
     block = engine.model.config.block_size

@@ -88,6 +88,7 @@ class Done:
 @dataclass
 class Failed:
     message: str
+    status: int = 500   # 503 when the server is shutting down
 
 
 class Request:
@@ -188,7 +189,7 @@ class Scheduler:
             self._flush()
         with self.cond:
             left = list(self.waiting) + [s.request for s in self.running.values()]
-        self._fail(left, "the server is shutting down")
+        self._fail(left, "the server is shutting down", status=503)
 
     def _admit(self):
         """Drop cancelled sequences, then move waiting requests into free slots (None: stop)."""
@@ -200,12 +201,12 @@ class Scheduler:
                 self.cond.wait()
             if self.stopping:
                 return None
+            self.waiting = collections.deque(r for r in self.waiting if not r.cancelled)
             admitted = []
-            while self.waiting and (self.waiting[0].cancelled or self.waiting[0].n <= len(self.free)):
+            while self.waiting and self.waiting[0].n <= len(self.free):
                 request = self.waiting.popleft()
-                if not request.cancelled:
-                    request.slots = [self.free.pop(0) for _ in range(request.n)]
-                    admitted.append(request)
+                request.slots = [self.free.pop(0) for _ in range(request.n)]
+                admitted.append(request)
             self.metrics.on_queue(len(self.waiting), len(self.running) + sum(r.n for r in admitted))
             return admitted
 
@@ -312,14 +313,18 @@ class Scheduler:
             if not request.cancelled:
                 request.sink(events)
 
-    def _fail(self, requests, message):
-        """End these requests with Failed and free their slots."""
-        for seq in [s for s in self.running.values() if s.request in requests]:
-            self._release(seq, None)
+    def _fail(self, requests, message, status=500):
+        """End these requests with Failed and free their slots (running or only just assigned)."""
         for request in {id(r): r for r in requests}.values():
+            for slot in request.slots:
+                seq = self.running.get(slot)
+                if seq is not None and seq.request is request:
+                    self._release(seq, None)
+                elif seq is None and slot not in self.free:
+                    self.free.append(slot)
             request.events = []
             request.cancelled = True
             if request.sink is not None:
-                request.sink([Failed(message)])
+                request.sink([Failed(message, status)])
         with self.cond:
             self.waiting = collections.deque(r for r in self.waiting if r not in requests)

@@ -27,7 +27,6 @@ from gpt.hf import weights
 from gpt.hf.pretrained import open_pretrained
 from gpt.model import GPT
 from gpt.serve.api import Engine, ServeConfig, create_app
-from gpt.serve.metrics import Metrics
 from gpt.serve.scheduler import Scheduler
 
 
@@ -39,7 +38,8 @@ def serve(args):
     host, port = sock.getsockname()[:2]
     print(f"gpt serve: listening on http://{host}:{port} (model {config.model_name!r}, loading {args.ckpt})",
           flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(config, load), log_level=args.log_level, access_log=False,
+    server = uvicorn.Server(uvicorn.Config(create_app(config, load), log_level=args.log_level,
+                                           access_log=args.log_level in ("debug", "info"),
                                            timeout_graceful_shutdown=config.shutdown_grace))
     status = {"code": 0}
 
@@ -67,7 +67,7 @@ def _config(args):
 
 
 def preflight(ckpt, adapter, config):
-    """Check everything that can be checked without reading the weights; returns load(),
+    """Check everything that can be checked without reading the weights; returns load(metrics),
     which reads them and builds the Engine."""
     folder = checkpoint.recover(ckpt)
     checkpoint.read_trainer_state_or_none(folder)  # a damaged trainer state is an error here too
@@ -78,12 +78,11 @@ def preflight(ckpt, adapter, config):
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise CheckpointError(f"--adapter {adapter}: no adapter_config.json there")
 
-    def load():
+    def load(metrics):
         weights.load_into(model, files).eval()
         if adapter is not None:
             _apply_adapter(model, adapter)
         _warm_up(model)
-        metrics = Metrics(config.max_batch)
         scheduler = Scheduler(model, tokenizer, config.max_batch, config.max_queue, metrics).start()
         print("gpt serve: ready", flush=True)
         return Engine(model, tokenizer, template, scheduler, metrics)
