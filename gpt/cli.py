@@ -9,8 +9,8 @@
 
 Inputs are named the same way everywhere: --data (text), --ckpt (a checkpoint or
 run folder), --tokenizer (a tokenizer file), --out (what is written). Errors in
-the user's input print one `error: ...` line and exit 2; a non-finite loss exits
-1; Ctrl-C saves and exits 130; an unknown flag is reported with its subcommand's
+the user's input print one `error: ...` line and exit 2; a non-finite loss or
+data-parallel ranks that disagree exit 1; Ctrl-C saves and exits 130; an unknown flag is reported with its subcommand's
 usage.
 """
 import argparse
@@ -25,7 +25,8 @@ from minigrad.nn.state import StateFileError
 
 from gpt import checkpoint, data, evaluate
 from gpt.config import TrainConfig, add_flags, build_config, explicit_flags
-from gpt.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TokenizerError
+from gpt.errors import (CheckpointError, ConfigError, DataError, DistributedError, NonFiniteLossError,
+                        TokenizerError)
 from gpt.sample import generate, stream
 from gpt.tokenizer import cli as tokenizer_cli, load_tokenizer
 from gpt.train import train
@@ -86,7 +87,7 @@ def guarded(command):
     def run(args):
         try:
             return command(args)
-        except NonFiniteLossError as e:
+        except (NonFiniteLossError, DistributedError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         except (DataError, ConfigError, CheckpointError, TokenizerError, StateFileError,
