@@ -69,6 +69,11 @@ class RunConfig:
                                                 "Hugging Face GPT-2 one): its model and tokenizer, "
                                                 "a fresh optimizer; --block-size may be lowered")
     sample_tokens: int = opt(300, "tokens to sample and print when training ends (0 = none)")
+    tensorboard: bool = opt(False, "write TensorBoard event files to <out>/tb: scalars every step; a "
+                                   "sample and histograms at each evaluation (pip install "
+                                   "'minigrad-gpt[tensorboard]')")
+    tb_histograms: bool = opt(True, "with --tensorboard: histograms of every parameter's weights and "
+                                    "gradients at each evaluation")
 
 
 GROUPS = {"data": DataConfig, "model": GPTConfig, "optim": OptimConfig, "run": RunConfig}

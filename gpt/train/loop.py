@@ -19,12 +19,15 @@ from gpt.sample import generate
 from gpt.train.progress import MetricsLog, Progress, fmt_duration, plot_losses, read_metrics
 from gpt.train.run import build_run
 from gpt.train.step import evaluate, train_step
+from gpt.train.tensorboard import Board, summary_writer
 
 
 def train(cfg, hooks=(), stream=None, explicit=None):
     """Tune the process, build the run (fresh, resumed or fine-tuned) and train it; returns
     the summary. hooks: callables hook(run, it, loss) called after each step."""
     minigrad.runtime.tune()
+    if cfg.run.tensorboard:
+        summary_writer()  # a missing extra stops the run before any work
     if cfg.run.threads:
         set_threads(cfg.run.threads)
     stream = stream or sys.stdout
@@ -39,13 +42,15 @@ def set_threads(n):
     threadpoolctl.threadpool_limits(n, user_api="blas")
 
 
-def train_loop(run, hooks=(), stream=None):
+def train_loop(run, hooks=(), stream=None, tensorboard=True):
     """Train run from its start_iter to max_iters. Ctrl-C saves the last complete step, then
-    re-raises KeyboardInterrupt; a non-finite loss raises NonFiniteLossError."""
+    re-raises KeyboardInterrupt; a non-finite loss raises NonFiniteLossError. tensorboard=False
+    keeps this process from writing TensorBoard files even with --tensorboard."""
     o, r = run.cfg.optim, run.cfg.run
     progress = Progress(o.max_iters, run.start_iter, r.log_interval, stream or sys.stdout)
     _describe(run, progress.print)
     metrics = MetricsLog(run.out / "metrics.jsonl", keep_through=run.start_iter)
+    board = Board(run, tensorboard, progress.print)  # after MetricsLog: it reads the kept lines
     stop = _StopOnCtrlC(progress.print)
     done, inside = run.start_iter, None  # iterations complete; what a step in progress changed
     try:
@@ -53,8 +58,11 @@ def train_loop(run, hooks=(), stream=None):
             inside = (run.sampler.state(), minigrad.get_rng_state(), _optimizer_steps(run.optimizer))
             record = _step(run, it, progress)
             done, inside = it + 1, None
-            if done % r.eval_interval == 0 or done == o.max_iters:
+            evaluating = done % r.eval_interval == 0 or done == o.max_iters
+            board.after_step(run, record, histograms=evaluating)  # the gradients exist only now
+            if evaluating:
                 record.update(_eval_and_save(run, done, progress))
+                board.after_eval(run, record)
             metrics.write(record)
             for hook in hooks:
                 hook(run, done, record["loss"])
@@ -66,6 +74,7 @@ def train_loop(run, hooks=(), stream=None):
     finally:
         stop.restore()
         metrics.close()
+        board.close()
     return _finish(run, progress)
 
 
