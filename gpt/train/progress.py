@@ -1,4 +1,4 @@
-"""The live progress line and the metrics file of a training run.
+"""The live progress line and the metrics file of a training run, and plots of metrics files.
 
 On a terminal the line is rewritten in place with `\\r` after every step; into a
 file or pipe (CI logs, `| tee`) it is printed as a plain line every

