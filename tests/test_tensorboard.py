@@ -87,6 +87,15 @@ def test_scalars_sample_histograms_and_config(tmp_path):
     assert last.num == w.size and np.isclose(last.sum, w.sum(), rtol=1e-5)
 
 
+def test_a_corpus_without_newlines_still_gets_samples(tmp_path):
+    """A character vocabulary without a newline: the sample starts from token 0 instead of
+    stopping the run (stopped at step 6 here, before the end-of-run sample, which fails)."""
+    (tmp_path / "flat.txt").write_text(TEXT.replace("\n", " "))
+    with pytest.raises(RuntimeError):
+        train(flags(tmp_path, data=str(tmp_path / "flat.txt"), max_iters=10), hooks=[crash_at(6)])
+    assert [e.step for e in board(tmp_path / "run" / "tb").Tensors("sample/text_summary")] == [5]
+
+
 def test_gradient_histograms_are_the_steps_gradients(tmp_path):
     """The grads/ histogram at an evaluation step is that step's (clipped) gradient."""
     grads = {}

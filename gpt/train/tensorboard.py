@@ -26,7 +26,7 @@ import time
 
 from minigrad.nn.state import atomic_write
 
-from gpt.errors import MissingExtraError
+from gpt.errors import MissingExtraError, TokenizerError
 from gpt.sample import generate
 from gpt.train.progress import read_metrics
 
@@ -88,7 +88,7 @@ class Board:
             return
         _add_scalars(self.writer, record, EVAL_SCALARS)
         if run.cfg.run.sample_tokens:
-            ids = run.tokenizer.encode("\n")
+            ids = _prompt(run.tokenizer)
             row = generate(run.model, ids, run.cfg.run.sample_tokens, temperature=0.8, seed=run.cfg.run.seed)[0]
             self.writer.add_text(SAMPLE_TAG, _verbatim(run.tokenizer.decode(row[len(ids):])), record["iter"])
         self.writer.flush()
@@ -97,6 +97,15 @@ class Board:
         if self.writer is not None:
             self.writer.close()  # drains the writer thread's queue
             self.writer = None
+
+
+def _prompt(tokenizer):
+    """A newline, or token 0 for a character vocabulary without one: a sample must never stop
+    the training."""
+    try:
+        return tokenizer.encode("\n") or [0]
+    except TokenizerError:
+        return [0]
 
 
 def _add_scalars(writer, record, fields):
