@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import minigrad
+from minigrad.nn.flat import FlatParameters
 from minigrad.optim import get_lr
 
 from gpt import checkpoint, data
@@ -37,6 +38,7 @@ class Run:
     sampler: data.BatchSampler
     ids: dict                # split -> token ids
     report: dict             # the corpus: sources, chars, notes, sha256, cache_key
+    flat: FlatParameters = None  # the trained parameters and their gradients, in flat buffers
     start_iter: int = 0      # iterations done before this process
     best_val_loss: float = math.inf
     last_saved: int = None   # iteration of the newest checkpoint, if any
@@ -81,8 +83,8 @@ def build_run(cfg, explicit=None, log=print):
         cfg.model.vocab_size = tokenizer.vocab_size
         model = GPT(GPTConfig(**cfg.model.to_dict()))
     ids = _token_ids(cfg, out, tokenizer, train_text, val_text, report)
-    optimizer = _optimizer(model, cfg)
-    return Run(cfg, out, model, tokenizer, optimizer, _sampler(cfg, ids), ids, report)
+    optimizer, flat = _optimizer(model, cfg)
+    return Run(cfg, out, model, tokenizer, optimizer, _sampler(cfg, ids), ids, report, flat=flat)
 
 
 def _init_from(cfg, explicit, log):
@@ -137,8 +139,8 @@ def _resume(out, explicit, log):
     model = checkpoint.load_model(out / "ckpt").train()  # loaded models come in eval mode
     cfg.model.vocab_size = model.config.vocab_size
     ids = _token_ids(cfg, out, tokenizer, *data.split_text(text, cfg.data.val_fraction), report)
-    optimizer = _optimizer(model, cfg, checkpoint.load_optimizer_state(out / "ckpt"))
-    run = Run(cfg, out, model, tokenizer, optimizer, _sampler(cfg, ids), ids, report,
+    optimizer, flat = _optimizer(model, cfg, checkpoint.load_optimizer_state(out / "ckpt"))
+    run = Run(cfg, out, model, tokenizer, optimizer, _sampler(cfg, ids), ids, report, flat=flat,
               start_iter=state["iter"], best_val_loss=state.get("best_val_loss") or math.inf,
               last_saved=state["iter"])
     minigrad.set_rng_state(state["rng"]["minigrad"])
@@ -151,16 +153,19 @@ def _resume(out, explicit, log):
 
 
 def _optimizer(model, cfg, saved_state=None):
-    """AdamW over the model (nanoGPT's decay groups). Restored moments keep their saved
-    hyperparameters except those a flag sets: the config's betas and weight decay win."""
+    """AdamW over the model (nanoGPT's decay groups), its parameters and gradients in one flat
+    buffer (one AdamW call per group; one buffer to reduce across processes). Restored moments
+    keep their saved hyperparameters except those a flag sets: the config's betas and weight
+    decay win."""
     o = cfg.optim
     optimizer = model.configure_optimizers(o.weight_decay, o.lr, (o.beta1, o.beta2))
+    flat = FlatParameters([p for group in optimizer.param_groups for p in group["params"]])
     if saved_state is not None:
         optimizer.load_state_dict(saved_state)
         for group in optimizer.param_groups:
             group["betas"] = (o.beta1, o.beta2)
         optimizer.param_groups[0]["weight_decay"] = o.weight_decay  # the decayed (2-D) group
-    return optimizer
+    return optimizer, flat
 
 
 def _token_ids(cfg, out, tokenizer, train_text, val_text, report):
