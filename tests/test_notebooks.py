@@ -18,7 +18,7 @@ CLAIMS = {
                     "without detect_anomaly: nan", "AnomalyError: detect_anomaly: Log.forward produced NaN",
                     "AnomalyError: detect_anomaly: Sqrt.backward produced Inf"],
     "02-gpt-step-by-step": ["the same as model(idx): True", "(B, H, T, T)", "lm_head(ln_f(x)): logits",
-                            "(2, 8, 512)", "uniform guess: ln 512", "800 steps in"],
+                            "(2, 8, 512)", "uniform guess: ln 512", "800 steps (819,200 tokens seen)"],
     "03-tokenizer": ["BPETokenizer.train learns the same 30 merges, in the same order: True",
                      "gpt2 (29 chunks)", "cl100k (33 chunks)"],
 }
