@@ -75,6 +75,11 @@ class RunConfig:
     ddp_timeout: float = opt(300.0, "under mpiexec: seconds a process waits for the others (rank 0 "
                                     "preparing data or saving included) before it stops the whole "
                                     "run as one that died or hangs")
+    tensorboard: bool = opt(False, "write TensorBoard event files to <out>/tb: scalars every step; a "
+                                   "sample and histograms at each evaluation (pip install "
+                                   "'minigrad-gpt[tensorboard]')")
+    tb_histograms: bool = opt(True, "with --tensorboard: histograms of every parameter's weights and "
+                                    "gradients at each evaluation")
 
 
 GROUPS = {"data": DataConfig, "model": GPTConfig, "optim": OptimConfig, "run": RunConfig}

@@ -23,12 +23,15 @@ from gpt.train.progress import MetricsLog, Progress, fmt_duration, plot_losses, 
 from gpt.train.ddp import connect
 from gpt.train.run import build_run, default_out
 from gpt.train.step import compile_step, evaluate, train_step
+from gpt.train.tensorboard import Board, summary_writer
 
 
 def train(cfg, hooks=(), stream=None, explicit=None):
     """Tune the process, build the run (fresh, resumed or fine-tuned) and train it; returns
     the summary. hooks: callables hook(run, it, loss) called after each step (on every rank)."""
     minigrad.runtime.tune()
+    if cfg.run.tensorboard:
+        summary_writer()  # a missing extra stops the run before any work
     ddp = connect(cfg.run.ddp_timeout)
     if cfg.run.threads or ddp.threads():
         set_threads(cfg.run.threads or ddp.threads())
@@ -57,14 +60,16 @@ def set_threads(n):
     threadpoolctl.threadpool_limits(n, user_api="blas")
 
 
-def train_loop(run, hooks=(), stream=None):
+def train_loop(run, hooks=(), stream=None, tensorboard=True):
     """Train run from its start_iter to max_iters. Ctrl-C saves the last complete step, then
-    re-raises KeyboardInterrupt; a non-finite loss raises NonFiniteLossError."""
+    re-raises KeyboardInterrupt; a non-finite loss raises NonFiniteLossError. tensorboard=False
+    keeps this process from writing TensorBoard files even with --tensorboard."""
     o, r = run.cfg.optim, run.cfg.run
     main = run.ddp.is_main  # under MPI only rank 0 prints and writes
     progress = Progress(o.max_iters, run.start_iter, r.log_interval, (stream or sys.stdout) if main else _Silent())
     _describe(run, progress.print)
     metrics = MetricsLog(run.out / "metrics.jsonl", keep_through=run.start_iter) if main else None
+    board = Board(run, tensorboard and main, progress.print)  # after MetricsLog: it reads the kept lines
     stop = _StopOnCtrlC(progress.print)
     done, inside = run.start_iter, None  # iterations complete; what a step in progress changed
     try:
@@ -72,8 +77,11 @@ def train_loop(run, hooks=(), stream=None):
             inside = (run.sampler.state(), minigrad.get_rng_state(), _optimizer_steps(run.optimizer))
             record = _step(run, it, progress)
             done, inside = it + 1, None
-            if done % r.eval_interval == 0 or done == o.max_iters:
+            evaluating = done % r.eval_interval == 0 or done == o.max_iters
+            board.after_step(run, record, histograms=evaluating)  # the gradients exist only now
+            if evaluating:
                 record.update(_eval_and_save(run, done, progress))
+                board.after_eval(run, record)
             if metrics:
                 metrics.write(record)
             for hook in hooks:
@@ -90,6 +98,7 @@ def train_loop(run, hooks=(), stream=None):
         stop.restore()
         if metrics:
             metrics.close()
+        board.close()
     return _finish(run, progress)
 
 
