@@ -18,7 +18,8 @@ trained for --train-iters steps: quality does not change the speed. The 124M fol
 GPT-2's shape and random weights (as bench/hf_124m.py builds it) with the default model's
 tokenizer: its 50257-row head is computed in full, padded rows masked.
 Clients and server share the machine's cores; the load average is printed with the table,
-and the server's own CPU time per token (robust to other processes) beside the wall clock.
+and the server's own CPU time per token (robust to other processes) beside the wall clock,
+with the share of a core it got and the clients' CPU time per token (the clients run here).
 """
 import argparse
 import asyncio
@@ -130,12 +131,13 @@ async def measure(ckpt, label, levels, per_client, max_tokens, max_batch):
             await wait_ready(client, url)
             await level(client, url, 2, 1, 4)  # warm-up
             for n in levels:
-                cpu = cpu_seconds(proc.pid)
+                cpu, mine = cpu_seconds(proc.pid), time.process_time()
                 results, wall = await level(client, url, n, per_client, max_tokens)
-                cpu = cpu_seconds(proc.pid) - cpu
+                cpu, mine = cpu_seconds(proc.pid) - cpu, time.process_time() - mine
                 ttft, lat, toks = zip(*results)
                 rows.append(dict(model=label, clients=n, requests=len(results), tokens=sum(toks),
                                  tps=sum(toks) / wall, cpu_ms=1e3 * cpu / sum(toks), busy=cpu / wall,
+                                 client_ms=1e3 * mine / sum(toks),
                                  ttft50=pct(ttft, 50), ttft90=pct(ttft, 90),
                                  ttft_max=max(ttft), lat50=pct(lat, 50), lat90=pct(lat, 90), lat_max=max(lat)))
                 print(f"  {label}: {n} client(s) done in {wall:.1f} s", flush=True)
@@ -148,14 +150,14 @@ async def measure(ckpt, label, levels, per_client, max_tokens, max_batch):
 def table(rows):
     head = (f"{'model':<11}{'clients':>8}{'reqs':>5}{'tokens':>7}{'tok/s':>8}{'x 1 client':>11}"
             f"{'TTFT p50':>9}{'p90':>7}{'max':>7}{'latency p50':>12}{'p90':>7}{'max':>7}"
-            f"{'server CPU ms/tok':>18}{'cores busy':>11}")
+            f"{'server CPU ms/tok':>18}{'cores busy':>11}{'client CPU ms/tok':>18}")
     lines = [head]
     for r in rows:
         one = next(x["tps"] for x in rows if x["model"] == r["model"] and x["clients"] == 1)
         lines.append(f"{r['model']:<11}{r['clients']:>8}{r['requests']:>5}{r['tokens']:>7}{r['tps']:>8.1f}"
                      f"{r['tps'] / one:>10.2f}x{r['ttft50']:>8.2f}s{r['ttft90']:>6.2f}s{r['ttft_max']:>6.2f}s"
                      f"{r['lat50']:>11.2f}s{r['lat90']:>6.2f}s{r['lat_max']:>6.2f}s"
-                     f"{r['cpu_ms']:>18.2f}{r['busy']:>11.2f}")
+                     f"{r['cpu_ms']:>18.2f}{r['busy']:>11.2f}{r['client_ms']:>18.2f}")
     return "\n".join(lines)
 
 
@@ -164,7 +166,7 @@ def main(argv=None):
     parser.add_argument("--ckpt", default=None, help="the default model's checkpoint (default: train one)")
     parser.add_argument("--train-iters", type=int, default=200, help="steps when training the default model")
     parser.add_argument("--clients", default="1,2,4,8", help="concurrency levels")
-    parser.add_argument("--requests", type=int, default=4, help="requests per client per level (default model)")
+    parser.add_argument("--requests", type=int, default=8, help="requests per client per level (default model)")
     parser.add_argument("--tokens", type=int, default=64, help="tokens per request (default model)")
     parser.add_argument("--requests-124m", type=int, default=2, help="requests per client per level (124M)")
     parser.add_argument("--tokens-124m", type=int, default=32, help="tokens per request (124M)")

@@ -123,7 +123,11 @@ def _attention(attn, x, cache, layer, rows, past, step, attentions=None):
     scale = 1.0 / math.sqrt(D)
     qkv = _linear(attn.c_attn, x, step).reshape(N, T, 3, H, D)  # (N, T, 3C) -> (N, T, 3, H, D)
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # 3 x (N, H, T, D) views
-    if cache is None:
+    if cache is not None and T == 1:  # a decoding step: each row over its own keys, in one call
+        cache.k[layer, rows, :, past] = k[:, :, 0]  # (n, H, D) at each row's own position
+        cache.v[layer, rows, :, past] = v[:, :, 0]
+        y = kernels.attention_decode(q[:, :, 0], cache.k[layer], cache.v[layer], rows, past + 1, scale)[:, :, None]
+    elif cache is None:
         y, lse = kernels.attention_forward(q, k, v, scale)  # (N, H, T, D), causal; lse (N, H, T)
         if attentions is not None:
             attentions.append(_probs(q, k, lse, scale))

@@ -103,6 +103,14 @@ def mk_attn_fwd(rng, dt, spec):
     return q, k, v, 1.0 / math.sqrt(D)
 
 
+def mk_attn_decode(rng, dt, spec):
+    n, B, H, cap, D = spec  # n sequences among B cache rows, each at its own length in 1..cap
+    rows = rng.permutation(B)[:n]
+    lengths = rng.integers(1, cap + 1, n)
+    return (rand(rng, (n, H, D), dt), rand(rng, (B, H, cap, D), dt), rand(rng, (B, H, cap, D), dt),
+            rows, lengths, 1.0 / math.sqrt(D))
+
+
 def mk_attn_bwd(rng, dt, spec):
     q, k, v, scale = mk_attn_fwd(rng, dt, spec)
     out, lse = K.numpy_impl.attention_forward(q, k, v, scale)
@@ -131,7 +139,7 @@ MAKERS = {
     "gelu_forward": mk_x, "gelu_backward": mk_gelu_bwd,
     "gelu_forward_keep_tanh": mk_x, "gelu_backward_with_tanh": mk_gelu_bwd_tanh,
     "cross_entropy_forward": mk_ce_fwd, "cross_entropy_backward": mk_ce_bwd,
-    "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd,
+    "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd, "attention_decode": mk_attn_decode,
     "embedding_backward": mk_emb_bwd,
     "adamw_update": mk_adamw,
 }
@@ -199,6 +207,9 @@ CASES = [
     ("attention_forward",      (1, 2, 3, 8, 4)),                           # Tq < Tk
     ("attention_forward",      (2, 2, 1, 9, 16)),                          # KV-cache step
     ("attention_forward",      (2, 4, 64, 64, 32)),
+    ("attention_decode",       (1, 1, 1, 1, 1)),
+    ("attention_decode",       (3, 5, 2, 9, 4)),                           # rows of a cache, own lengths
+    ("attention_decode",       (8, 8, 4, 130, 32)),
     ("attention_backward",     (1, 1, 1, 1, 1)),
     ("attention_backward",     (2, 3, 7, 7, 5)),
     ("attention_backward",     (1, 2, 3, 8, 4)),
@@ -291,6 +302,20 @@ def test_linear_rowwise_rows_layout_is_the_twin_bit_for_bit_and_thread_count_fre
         np.testing.assert_array_equal(K.numba_impl.linear_rowwise(x, w.T.copy().T, b), one)
     finally:
         K.set_num_threads(before)
+
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+def test_attention_decode_is_each_sequence_alone(backend):
+    """Each sequence's output is attention_forward of its one query over its own keys, and
+    (Numba) the same bits whichever other sequences share the call."""
+    q, kc, vc, rows, lengths, scale = mk_attn_decode(np.random.default_rng(10), np.float32, (6, 8, 4, 70, 16))
+    with K.use_backend(backend):
+        out = K.attention_decode(q, kc, vc, rows, lengths, scale)
+        for i, (r, L) in enumerate(zip(rows, lengths)):
+            want = K.attention_forward(q[i, :, None], kc[r, :, :L], vc[r, :, :L], scale)[0][:, 0]
+            assert_close(out[i], want, TWIN_TOL[np.float32], f"sequence {i}")
+            alone = K.attention_decode(q[i:i + 1], kc, vc, rows[i:i + 1], lengths[i:i + 1], scale)[0]
+            np.testing.assert_array_equal(alone, out[i])
 
 
 # ---- twins (and so the Numba kernels) against finite differences ------------------------

@@ -17,7 +17,8 @@ Each turn of the decode thread:
    answer is the same alone or among others); each draws with its own settings and
    generator; finished sequences free their slots for the next turn's admissions.
 
-Events reach a request's sink from this thread, one list per request per turn:
+Events reach a request's sink from this thread, one list per request per flush (every
+FLUSH_INTERVAL at most, or when the thread goes idle):
 Delta(index, text, tokens), Finish(index, reason), Done(prompt_tokens,
 completion_tokens), or Failed(message). The HTTP layer turns them into JSON.
 """
@@ -36,6 +37,10 @@ from gpt.sample import choose
 from gpt.serve.text import TextStream, token_text
 
 log = logging.getLogger("gpt.serve")
+# Events leave the decode thread at most this often (and at once when it goes idle): each
+# flush wakes the HTTP side's event loop and hands it the GIL, which costs more than a small
+# model's decoding step; 5 ms is too short for a reader to see and lets tokens travel in batches.
+FLUSH_INTERVAL = 0.005
 
 
 class QueueFull(Exception):
@@ -136,7 +141,8 @@ class Scheduler:
         self.free = list(range(max_batch))
         self.running = {}                # slot -> _Sequence
         self.waiting = collections.deque()
-        self.touched = {}                # id -> Request with events to send at the end of the turn
+        self.touched = {}                # id -> Request with events to send at the next flush
+        self.flushed = 0.0               # when events were last sent
         self.cond = threading.Condition()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="gpt-serve-decode", daemon=True)
@@ -186,7 +192,8 @@ class Scheduler:
                 log.exception("decode step failed")
                 self._fail(admitted + [s.request for s in self.running.values()],
                            f"internal error while decoding: {type(e).__name__}: {e}")
-            self._flush()
+            if not self.running or time.monotonic() - self.flushed >= FLUSH_INTERVAL:
+                self._flush()
         with self.cond:
             left = list(self.waiting) + [s.request for s in self.running.values()]
         self._fail(left, "the server is shutting down", status=503)
@@ -306,7 +313,8 @@ class Scheduler:
         self.touched[id(request)] = request
 
     def _flush(self):
-        """Send each request the events of this turn, in one call."""
+        """Send each request the events gathered since the last flush, in one call."""
+        self.flushed = time.monotonic()
         touched, self.touched = self.touched, {}
         for request in touched.values():
             events, request.events = request.events, []

@@ -31,7 +31,7 @@ _MODULES = {
     "gelu_forward": activation, "gelu_backward": activation,
     "gelu_forward_keep_tanh": activation, "gelu_backward_with_tanh": activation,
     "cross_entropy_forward": loss, "cross_entropy_backward": loss,
-    "attention_forward": attention, "attention_backward": attention,
+    "attention_forward": attention, "attention_backward": attention, "attention_decode": attention,
     "embedding_backward": embedding,
     "adamw_update": optim,
 }
@@ -171,6 +171,12 @@ def attention_forward(q, k, v, scale):
 def attention_backward(dout, q, k, v, out, lse, scale):
     """Returns (dq, dk, dv) for attention_forward."""
     return _impl.attention_backward(dout, q, k, v, out, lse, scale)
+
+
+def attention_decode(q, k_cache, v_cache, rows, lengths, scale):
+    """One new query per sequence, q (n, H, D), over its own cached keys and values
+    k_cache[rows[i], :, :lengths[i]] (caches (B, H, capacity, D)) -> out (n, H, D)."""
+    return _impl.attention_decode(q, k_cache, v_cache, rows, lengths, scale)
 
 
 def embedding_backward(ids, dy, num_embeddings):
