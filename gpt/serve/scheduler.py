@@ -232,28 +232,37 @@ class Scheduler:
             self.running[slot] = seq
             if limit <= 0:
                 self._release(seq, "length")
-            else:
-                self._take(seq, logits)
-        self.metrics.on_tokens(len(request.slots) if limit > 0 else 0)
+        if limit > 0:
+            seqs = [self.running[slot] for slot in request.slots]
+            self._advance(seqs, np.repeat(logits[None], len(seqs), axis=0))
 
     def _step(self):
         """Every running sequence advances by one token, all in one forward."""
         slots = sorted(self.running)
         ids = np.array([[self.running[s].tokens[-1]] for s in slots])  # (n, 1)
         logits = inference.forward(self.model, ids, self.cache, rows=slots)  # (n, V)
-        for row, slot in enumerate(slots):
-            self._take(self.running[slot], logits[row])
-        self.metrics.on_tokens(len(slots))
+        self._advance([self.running[s] for s in slots], logits)
 
-    def _take(self, seq, logits):
-        """Draw seq's next token from its logits (V,), send its text, finish it if it ends."""
-        request, s = seq.request, seq.request.sampling
+    def _advance(self, seqs, logits):
+        """Each sequence draws its next token from its row of logits (n, V) with its own
+        generator, rows with the same settings in one call, and takes it."""
         logits = logits.astype(np.float64)
-        logits[self.tokenizer.vocab_size:] = -np.inf  # padded vocabulary rows: no token
-        if s.temperature == 0:
-            token = int(np.argmax(logits))
-        else:
-            token = int(choose(logits[None], False, s.temperature, s.top_k or None, s.top_p, seq.rng)[0])
+        logits[:, self.tokenizer.vocab_size:] = -np.inf  # padded vocabulary rows: no token
+        tokens = np.empty(len(seqs), np.int64)
+        groups = {}
+        for i, seq in enumerate(seqs):
+            s = seq.request.sampling
+            groups.setdefault((s.temperature, s.top_k, s.top_p), []).append(i)
+        for (temperature, top_k, top_p), rows in groups.items():
+            tokens[rows] = choose(logits[rows], temperature == 0, temperature, top_k or None, top_p,
+                                  [seqs[i].rng for i in rows])
+        for seq, row, token in zip(seqs, logits, tokens):
+            self._take(seq, row, int(token))
+        self.metrics.on_tokens(len(seqs))
+
+    def _take(self, seq, logits, token):
+        """Append the token seq drew from logits (V,), send its text, finish seq if it ends."""
+        request, s = seq.request, seq.request.sampling
         seq.tokens.append(token)
         request.completion_tokens += 1
         if request.first_token_at is None:
