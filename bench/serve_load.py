@@ -4,7 +4,7 @@ per-request latency percentiles, and the aggregate's ratio to one client's.
 
     python bench/serve_load.py                      # trains a default-preset model (short), builds a 124M folder
     python bench/serve_load.py --ckpt runs/x/ckpt   # serve this checkpoint as the default model
-    python bench/serve_load.py --quick              # fewer requests, no 124M
+    python bench/serve_load.py --quick              # fewer requests, one round, no 124M
 
 The server is the real command (`gpt serve --port 0 --max-batch 8`) in its own process;
 the clients are one asyncio loop in this one, each client sending its requests one after
@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,29 +123,41 @@ def pct(values, q):
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-async def measure(ckpt, label, levels, per_client, max_tokens, max_batch):
+async def measure(ckpt, label, levels, per_client, max_tokens, max_batch, rounds):
+    """One row per concurrency level: the levels run `rounds` times, in alternating order
+    (so that a busier minute of the machine hits every level alike); tok/s and CPU per
+    token are medians over the rounds, the percentiles pool every request."""
     import httpx
     proc, url = start_server(ckpt, max_batch)
-    rows = []
+    runs = {n: [] for n in levels}
     try:
         async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64)) as client:
             await wait_ready(client, url)
             await level(client, url, 2, 1, 4)  # warm-up
-            for n in levels:
-                cpu, mine = cpu_seconds(proc.pid), time.process_time()
-                results, wall = await level(client, url, n, per_client, max_tokens)
-                cpu, mine = cpu_seconds(proc.pid) - cpu, time.process_time() - mine
-                ttft, lat, toks = zip(*results)
-                rows.append(dict(model=label, clients=n, requests=len(results), tokens=sum(toks),
-                                 tps=sum(toks) / wall, cpu_ms=1e3 * cpu / sum(toks), busy=cpu / wall,
-                                 client_ms=1e3 * mine / sum(toks),
-                                 ttft50=pct(ttft, 50), ttft90=pct(ttft, 90),
-                                 ttft_max=max(ttft), lat50=pct(lat, 50), lat90=pct(lat, 90), lat_max=max(lat)))
-                print(f"  {label}: {n} client(s) done in {wall:.1f} s", flush=True)
+            for r in range(rounds):
+                for n in (levels if r % 2 == 0 else levels[::-1]):
+                    cpu, mine = cpu_seconds(proc.pid), time.process_time()
+                    results, wall = await level(client, url, n, per_client, max_tokens)
+                    cpu, mine = cpu_seconds(proc.pid) - cpu, time.process_time() - mine
+                    runs[n].append((results, wall, cpu, mine))
+                    print(f"  {label}: {n} client(s) done in {wall:.1f} s", flush=True)
     finally:
         proc.terminate()
         proc.wait(60)
-    return rows
+    return [summary(label, n, runs[n]) for n in levels]
+
+
+def summary(label, n, runs):
+    results = [r for rs, _, _, _ in runs for r in rs]
+    ttft, lat, _ = zip(*results)
+    tokens = [sum(t for _, _, t in rs) for rs, _, _, _ in runs]
+    return dict(model=label, clients=n, requests=len(results), tokens=sum(tokens),
+                tps=statistics.median(t / wall for t, (_, wall, _, _) in zip(tokens, runs)),
+                cpu_ms=statistics.median(1e3 * cpu / t for t, (_, _, cpu, _) in zip(tokens, runs)),
+                busy=statistics.median(cpu / wall for _, wall, cpu, _ in runs),
+                client_ms=statistics.median(1e3 * mine / t for t, (_, _, _, mine) in zip(tokens, runs)),
+                ttft50=pct(ttft, 50), ttft90=pct(ttft, 90), ttft_max=max(ttft),
+                lat50=pct(lat, 50), lat90=pct(lat, 90), lat_max=max(lat))
 
 
 def table(rows):
@@ -171,8 +184,9 @@ def main(argv=None):
     parser.add_argument("--requests-124m", type=int, default=2, help="requests per client per level (124M)")
     parser.add_argument("--tokens-124m", type=int, default=32, help="tokens per request (124M)")
     parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="times each level runs (medians; default 3)")
     parser.add_argument("--no-124m", action="store_true", help="only the default model")
-    parser.add_argument("--quick", action="store_true", help="2 requests per client, no 124M")
+    parser.add_argument("--quick", action="store_true", help="2 requests per client, one round, no 124M")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="serve-load-"))
@@ -180,15 +194,16 @@ def main(argv=None):
         print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start", flush=True)
         ckpt = Path(args.ckpt) if args.ckpt else train_default(tmp / "default", args.train_iters)
         per = 2 if args.quick else args.requests
-        rows = asyncio.run(measure(ckpt, "default", levels, per, args.tokens, args.max_batch))
+        rounds = 1 if args.quick else args.rounds
+        rows = asyncio.run(measure(ckpt, "default", levels, per, args.tokens, args.max_batch, rounds))
         if not (args.quick or args.no_124m):
             folder, writer = build_124m(tmp / "gpt2-124m", ckpt / "tokenizer.txt")
             print(f"  124M folder written by {writer}", flush=True)
             rows += asyncio.run(measure(folder, "gpt2-124M", levels, args.requests_124m, args.tokens_124m,
-                                        args.max_batch))
+                                        args.max_batch, rounds))
         print(f"\nstreamed completions, temperature 0.8; default model: {per} x {args.tokens} tokens per client, "
-              f"124M: {args.requests_124m} x {args.tokens_124m}; --max-batch {args.max_batch}; "
-              f"load average {os.getloadavg()[0]:.2f} at the end\n")
+              f"124M: {args.requests_124m} x {args.tokens_124m}; --max-batch {args.max_batch}; {rounds} round(s), "
+              f"medians; load average {os.getloadavg()[0]:.2f} at the end\n")
         print(table(rows))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

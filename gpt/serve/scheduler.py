@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import minigrad
+from minigrad.kernels.threads import one_blas_thread
 
 from gpt import inference
 from gpt.sample import choose
@@ -41,6 +42,10 @@ log = logging.getLogger("gpt.serve")
 # flush wakes the HTTP side's event loop and hands it the GIL, which costs more than a small
 # model's decoding step; 5 ms is too short for a reader to see and lets tokens travel in batches.
 FLUSH_INTERVAL = 0.005
+# BLAS_THREADS: the decode thread holds OpenBLAS to one thread. A prompt's forward is a GEMM of
+# few rows; split over two BLAS threads it waits for both, and on a machine where other
+# processes hold a core that wait cost 10-15x the work (a 6-token 124M prefill: ~1 s of CPU
+# instead of ~0.08 s). Decoding steps do not use BLAS (kernels.linear_rowwise splits itself).
 
 
 class QueueFull(Exception):
@@ -184,10 +189,11 @@ class Scheduler:
             if admitted is None:
                 break
             try:
-                for request in admitted:
-                    self._prefill(request)
-                if self.running:
-                    self._step()
+                with one_blas_thread():  # see BLAS_THREADS below
+                    for request in admitted:
+                        self._prefill(request)
+                    if self.running:
+                        self._step()
             except Exception as e:  # a bug: fail the requests at hand, keep serving the next ones
                 log.exception("decode step failed")
                 self._fail(admitted + [s.request for s in self.running.values()],
