@@ -1,6 +1,7 @@
 """`gpt serve` as a process: SIGTERM ends it gracefully with status 0; a checkpoint that cannot
 load, a busy port or a missing extra end it with a clear message before it listens; plain
 `gpt` never imports the serving stack."""
+import importlib.util
 import json
 import os
 import shutil
@@ -92,8 +93,6 @@ def test_a_checkpoint_that_cannot_load_is_refused_before_binding(httpx, folder, 
     for path, mentioned in cases:  # every check runs before the port is bound...
         with pytest.raises((ValueError, FileNotFoundError), match=mentioned):
             preflight(path, None, ServeConfig())
-    with pytest.raises(ValueError, match="adapter_config.json"):
-        preflight(folder, str(tmp_path), ServeConfig())
     proc, url = start_process("--ckpt", cases[1][0])  # ...so the command exits 2 without listening
     out, err = proc.communicate(timeout=120)
     assert url is None and proc.returncode == 2, (out, err)
@@ -156,3 +155,14 @@ def test_connections_to_the_listening_socket_have_nagle_off(httpx):
         server.close()
     asyncio.run(main())
     assert nodelay and nodelay[0] != 0
+
+
+def test_an_adapter_needs_its_config_and_lora_support_before_binding(httpx, folder, tmp_path):
+    from gpt.serve.api import ServeConfig
+    from gpt.serve.server import preflight
+    with pytest.raises(ValueError, match="no adapter_config.json"):
+        preflight(folder, str(tmp_path), ServeConfig())
+    (tmp_path / "adapter_config.json").write_text("{}")
+    if importlib.util.find_spec("gpt.lora") is None:  # with LoRA, loading is its own tests' business
+        with pytest.raises(ValueError, match="adapters need LoRA support"):
+            preflight(folder, str(tmp_path), ServeConfig())

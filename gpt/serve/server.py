@@ -75,13 +75,12 @@ def preflight(ckpt, adapter, config):
     model, files = open_pretrained(GPT, folder)
     checkpoint.check_vocab(model, tokenizer, folder)
     template = ChatTemplate.load(folder)
-    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
-        raise CheckpointError(f"--adapter {adapter}: no adapter_config.json there")
+    lora = None if adapter is None else _lora(adapter)
 
     def load(metrics):
         weights.load_into(model, files).eval()
-        if adapter is not None:
-            _apply_adapter(model, adapter)
+        if lora is not None:
+            lora.load_adapter(model, adapter)
         _warm_up(model)
         scheduler = Scheduler(model, tokenizer, config.max_batch, config.max_queue, metrics).start()
         print("gpt serve: ready", flush=True)
@@ -89,14 +88,17 @@ def preflight(ckpt, adapter, config):
     return load
 
 
-def _apply_adapter(model, folder):
-    """LoRA adapters (PEFT's folder layout) come with the fine-tuning work (gpt.lora)."""
+def _lora(folder):
+    """The LoRA module that applies an adapter folder (PEFT's layout), checked before binding.
+    Adapters come with the fine-tuning work: gpt.lora.load_adapter(model, folder)."""
+    if not (Path(folder) / "adapter_config.json").is_file():
+        raise CheckpointError(f"--adapter {folder}: no adapter_config.json there")
     try:
         from gpt import lora
     except ImportError:
         raise CheckpointError(f"--adapter {folder}: adapters need LoRA support (gpt/lora.py, "
                               "load_adapter), which this version of gpt lacks") from None
-    lora.load_adapter(model, folder)
+    return lora
 
 
 def _warm_up(model):
