@@ -27,7 +27,8 @@ from minigrad.tensor import Tensor
 from minigrad.factory import (arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like, rand,
                               rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros,
                               zeros_like)
-from minigrad.functional import (abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, bernoulli,  # noqa: F401
+from minigrad.functional import (  # noqa: F401  (torch.* names)
+                                 abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, bernoulli,
                                  cat, chunk, clamp, clip, clone, concat, cumsum, div, eq, equal, erf, exp, flatten,
                                  gather, ge, gt, isfinite, isinf, isnan, le, log, log_softmax, logical_and,
                                  logical_not, logical_or, logical_xor, logsumexp, lt, masked_fill, matmul, max,

@@ -30,8 +30,8 @@ from minigrad.inplace import (abs_, add_, clamp_, copy_, div_, exp_, fill_, log_
                               sub_, tanh_, uniform_, version, zero_)
 from minigrad.linalg import linear, matmul  # noqa: F401
 from minigrad.losses import cross_entropy, mse_loss, nll_loss  # noqa: F401
-from minigrad.pointwise import (abs, add, allclose, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, cast, clamp, div, eq, equal, erf, exp, floor_divide,  # noqa: F401
-                                ge, gt, isfinite, isinf, isnan, le, log, logical_and, logical_not, logical_or,
+from minigrad.pointwise import (abs, add, allclose, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,  # noqa: F401
+                                cast, clamp, div, eq, equal, erf, exp, floor_divide, ge, gt, isfinite, isinf, isnan, le, log, logical_and, logical_not, logical_or,
                                 logical_xor, lt, masked_fill, maximum, minimum, mul, ne, neg, nonzero, pow, relu,
                                 rsqrt, sigmoid, sqrt, square, sub, tanh, where)
 from minigrad.reduction import (all, amax, amin, any, argmax, argmin, argsort, cumsum, logsumexp, max,  # noqa: F401

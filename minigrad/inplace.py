@@ -164,7 +164,9 @@ def version(x):
     return autograd.version(x.data)
 
 
-def _inplace(fn, name):
+def _inplace(fn):
+    name = fn.__name__ + "_"
+
     def op_(input, *args, **kwargs):  # noqa: A002
         return write(input, name, lambda x, *values: fn(x, *values, **kwargs), *args)
     op_.__name__ = op_.__qualname__ = name
@@ -172,12 +174,9 @@ def _inplace(fn, name):
     return op_
 
 
-add_, sub_ = _inplace(pointwise.add, "add_"), _inplace(pointwise.sub, "sub_")
-mul_, div_ = _inplace(pointwise.mul, "mul_"), _inplace(pointwise.div, "div_")
-pow_, neg_ = _inplace(pointwise.pow, "pow_"), _inplace(pointwise.neg, "neg_")
-clamp_, masked_fill_ = _inplace(pointwise.clamp, "clamp_"), _inplace(pointwise.masked_fill, "masked_fill_")
-exp_, log_ = _inplace(pointwise.exp, "exp_"), _inplace(pointwise.log, "log_")
-sqrt_, tanh_ = _inplace(pointwise.sqrt, "sqrt_"), _inplace(pointwise.tanh, "tanh_")
-sigmoid_, relu_ = _inplace(pointwise.sigmoid, "sigmoid_"), _inplace(pointwise.relu, "relu_")
-abs_ = _inplace(pointwise.abs, "abs_")
-scatter_, scatter_add_ = _inplace(shape.scatter, "scatter_"), _inplace(shape.scatter_add, "scatter_add_")
+add_, sub_, mul_, div_, pow_, neg_, abs_ = map(_inplace, (pointwise.add, pointwise.sub, pointwise.mul, pointwise.div,
+                                                         pointwise.pow, pointwise.neg, pointwise.abs))
+exp_, log_, sqrt_, tanh_, sigmoid_, relu_ = map(_inplace, (pointwise.exp, pointwise.log, pointwise.sqrt, pointwise.tanh,
+                                                          pointwise.sigmoid, pointwise.relu))
+clamp_, masked_fill_ = _inplace(pointwise.clamp), _inplace(pointwise.masked_fill)
+scatter_, scatter_add_ = _inplace(shape.scatter), _inplace(shape.scatter_add)

@@ -29,10 +29,6 @@ def _operand(x, dtype, like):
     return like._make(np.asarray(x, dtype=dtype), None)
 
 
-def _shape_of(x):
-    return np.shape(raw(x))
-
-
 def binary(op, a, b, name, dtype=None):
     """a (op) b, broadcasting, in the promoted dtype (or `dtype`); a shape clash names the op."""
     if dtype is None and is_tensor(a) and is_tensor(b) and a.dtype == b.dtype:
@@ -57,12 +53,20 @@ def _apply(op, a, b, name):
 
 # ---- arithmetic ----------------------------------------------------------------------------
 
+def _scaled(other, alpha):
+    if alpha == 1:
+        return other
+    return mul(other, alpha) if is_tensor(other) else np.multiply(other, alpha)
+
+
 def add(input, other, alpha=1):  # noqa: A002  (torch's names)
-    return binary(ops.Add, input, other if alpha == 1 else mul(other, alpha), "add")
+    """input + alpha * other."""
+    return binary(ops.Add, input, _scaled(other, alpha), "add")
 
 
 def sub(input, other, alpha=1):  # noqa: A002
-    return binary(ops.Sub, input, other if alpha == 1 else mul(other, alpha), "sub")
+    """input - alpha * other."""
+    return binary(ops.Sub, input, _scaled(other, alpha), "sub")
 
 
 def mul(input, other):  # noqa: A002

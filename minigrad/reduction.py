@@ -56,7 +56,8 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=
     x = _float_input(input, "var")
     axes = reduce_dims(dim, x.ndim, "var")
     centered = x - mean(x, axes, keepdim=True)
-    return sum(centered * centered, axes, keepdim) / np.asarray(builtins.max(_count(x, axes) - correction, 0), dtype=x.dtype)
+    dof = np.asarray(builtins.max(_count(x, axes) - correction, 0), dtype=x.dtype)  # 0: inf or NaN, as torch
+    return sum(centered * centered, axes, keepdim) / dof
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):  # noqa: A002

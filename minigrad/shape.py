@@ -284,7 +284,8 @@ def scatter(input, dim, index, src=None, value=None, reduce=None):  # noqa: A002
     if not is_tensor(src):
         src = input._make(np.broadcast_to(np.asarray(src, dtype=input.dtype), idx.shape), None)
     elif src.ndim != idx.ndim or any(i > n for i, n in zip(idx.shape, src.shape)):
-        raise ValueError(f"scatter: src {src.shape} must have index's dims and be at least as large as index {idx.shape}")
+        raise ValueError(f"scatter: src {src.shape} must have index's dims and be at least as large as "
+                         f"index {idx.shape}")
     return movement.Scatter.apply(input, cast(src, input.dtype), dim=dim, index=idx, add=reduce == "add")
 
 

@@ -197,7 +197,8 @@ class Tensor:
     masked_fill, softmax, log_softmax = _F.masked_fill, _F.softmax, _F.log_softmax
     eq, ne, lt, le, gt, ge = _F.eq, _F.ne, _F.lt, _F.le, _F.gt, _F.ge
     logical_not, logical_and, logical_or, logical_xor = _F.logical_not, _F.logical_and, _F.logical_or, _F.logical_xor
-    isnan, isinf, isfinite, nonzero, equal, allclose = _F.isnan, _F.isinf, _F.isfinite, _F.nonzero, _F.equal, _F.allclose
+    isnan, isinf, isfinite, nonzero = _F.isnan, _F.isinf, _F.isfinite, _F.nonzero
+    equal, allclose = _F.equal, _F.allclose
     sum, mean, var, std = _F.sum, _F.mean, _F.var, _F.std
     max, min, amax, amin, argmax, argmin = _F.max, _F.min, _F.amax, _F.amin, _F.argmax, _F.argmin
     logsumexp, cumsum, sort, argsort, topk, any, all = (_F.logsumexp, _F.cumsum, _F.sort, _F.argsort, _F.topk,
@@ -210,7 +211,8 @@ class Tensor:
                                                                 _F.scatter, _F.scatter_add)
     clone, multinomial, bernoulli = _F.clone, _F.multinomial, _F.bernoulli
     add_, sub_, mul_, div_, pow_, neg_ = _F.add_, _F.sub_, _F.mul_, _F.div_, _F.pow_, _F.neg_
-    abs_, exp_, log_, sqrt_, tanh_, sigmoid_, relu_ = _F.abs_, _F.exp_, _F.log_, _F.sqrt_, _F.tanh_, _F.sigmoid_, _F.relu_
+    abs_, exp_, log_, sqrt_ = _F.abs_, _F.exp_, _F.log_, _F.sqrt_
+    tanh_, sigmoid_, relu_ = _F.tanh_, _F.sigmoid_, _F.relu_
     clamp_ = clip_ = _F.clamp_
     masked_fill_, copy_, fill_, zero_, normal_, uniform_ = (_F.masked_fill_, _F.copy_, _F.fill_, _F.zero_,
                                                               _F.normal_, _F.uniform_)

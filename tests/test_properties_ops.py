@@ -71,6 +71,17 @@ def test_maximum_minimum_gradcheck(op, backend, data):
 
 @both_backends
 @given(data=st.data())
+def test_clamp_tensor_bounds_mse_and_linear_gradcheck(backend, data):
+    shape = data.draw(nonscalar)
+    a, lo = data.draw(leaves(shape)), data.draw(leaves(shape[-1:], AWAY0))
+    assume(np.abs(np.subtract(*np.broadcast_arrays(a.view(a.data), lo.view(lo.data)))).min() > 1e-3)   # no ties
+    w, b = data.draw(leaves((2, shape[-1]))), data.draw(leaves((2,)))
+    check(lambda a, lo, w, b: F.mse_loss(a.clamp(min=lo), a.tanh(), reduction="sum") * F.linear(a, w, b).sum()
+          + mg.where(lo.data > 0, 0.5, a), backend, a, lo, w, b)
+
+
+@both_backends
+@given(data=st.data())
 def test_gather_scatter_gradcheck(backend, data):
     shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
     dim = data.draw(st.integers(0, len(shape) - 1))
@@ -111,7 +122,9 @@ def test_setitem_gradcheck(backend, data):
         y = x * 1
         y[index] = v
         return y * y
-    check(write, backend, data.draw(leaves(shape)), data.draw(leaves(vshape)))
+    value = data.draw(leaves(vshape))
+    assume(value.view(value.data).shape == vshape)   # (a 0-d "transposed" leaf comes out 1-d)
+    check(write, backend, data.draw(leaves(shape)), value)
 
 
 @both_backends
