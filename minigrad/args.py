@@ -6,6 +6,8 @@ about something the user never wrote. PyTorch's spellings (`dim`, `keepdim`)
 are the names; NumPy's (`axis`, `keepdims`) are accepted as aliases, as
 PyTorch itself does.
 """
+import math
+
 import numpy as np
 
 
@@ -65,6 +67,8 @@ def size_args(shape, op="reshape"):
     """Accept f(2, 3) and f((2, 3)) as PyTorch does; every size an int."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    if all(type(s) is int for s in shape):
+        return shape
     for s in shape:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
             raise TypeError(f"{op}: sizes must be ints, got {shape}")
@@ -75,7 +79,9 @@ def shape_arg(shape, size, op="reshape"):
     """The target shape of a reshape, with one -1 inferred; the element count is checked
     here, where the message can name both shapes."""
     shape = size_args(shape, op)
-    known = int(np.prod([s for s in shape if s != -1]))
+    if -1 not in shape and math.prod(shape) == size and min(shape, default=0) >= 0:
+        return shape  # the common case, checked cheaply
+    known = math.prod(s for s in shape if s != -1)
     bad = shape.count(-1) > 1 or any(s < -1 for s in shape)
     if bad or (-1 not in shape and known != size) or (-1 in shape and (known == 0 or size % known)):
         raise ValueError(f"{op}: cannot view {size} elements as shape {shape}")

@@ -133,8 +133,8 @@ class Function:
         if track:
             ctx._epoch = _state["writes"]
         t = inputs[0]._make(out, ctx if track else None)
-        if cls.view and np.may_share_memory(out, inputs[0].data):
-            t._base = (inputs[0], _state["writes"])  # (the tensor viewed, writes when taken)
+        if cls.view:  # (the tensor viewed, writes so far); whether out is really a view is asked on a write
+            t._base = (inputs[0], _state["writes"])
         return t
 
 
@@ -263,7 +263,8 @@ def _incarnation(t, epoch):
 
 def _check_writes(t, ctx):
     """Before backward runs through ctx (which made t): point its inputs at the versions it
-    saw, and refuse saved tensors written since and views gone stale."""
+    saw, and refuse saved tensors written since and views gone stale. (A view op that had to
+    copy is harmless here: its output has a storage of its own.)"""
     epoch = ctx._epoch
     if epoch != _state["writes"]:
         ctx.inputs = tuple(_incarnation(p, epoch) for p in ctx.inputs)

@@ -34,8 +34,13 @@ def _check_target(x, op):
             what = "a leaf tensor" if t is x else f"a view of a leaf tensor (shape {t.shape})"
             raise RuntimeError(f"{op}: {what} that requires grad cannot be written in place while grad is "
                                f"enabled; write under minigrad.no_grad() (as an optimizer does) or into a clone()")
-        base = getattr(t, "_base", None)
-        t = None if base is None else base[0]
+        t = _viewed(t)
+
+
+def _viewed(t):
+    """The tensor t is a view of (sharing its memory), or None."""
+    base = getattr(t, "_base", None)
+    return base[0] if base is not None and np.may_share_memory(t.data, base[0].data) else None
 
 
 def _previous(x):
@@ -57,13 +62,12 @@ def _commit(x, new, old):
     """After x's memory holds new's values: x takes new's node, and so do the tensors x views."""
     stamp = autograd.record_write(x.data, differentiable=True)
     autograd.rebind(x, new, old, stamp)
-    child = x
-    while getattr(child, "_base", None) is not None:
-        base = child._base[0]
+    child, base = x, _viewed(x)
+    while base is not None:
         old_base = _previous(base)
         positions = movement.element_positions(base.data, child.data)
         autograd.rebind(base, movement.ViewPut.apply(old_base, child, positions=positions), old_base, stamp)
-        child = base
+        child, base = base, _viewed(base)
 
 
 def write(x, op, compute, *values):
