@@ -6,17 +6,19 @@
     gpt sample --ckpt runs/shakespeare --prompt "ROMEO:" --stream
     gpt eval --ckpt runs/shakespeare --data heldout.txt
     gpt tokenizer train --data input.txt --vocab-size 4096 --out tok.txt
+    gpt plot runs/a runs/b --metric val_loss --out val.png
 
 Inputs are named the same way everywhere: --data (text), --ckpt (a checkpoint or
 run folder), --tokenizer (a tokenizer file), --out (what is written). Errors in
-the user's input print one `error: ...` line and exit 2; a non-finite loss exits
-1; Ctrl-C saves and exits 130; an unknown flag is reported with its subcommand's
+the user's input print one `error: ...` line and exit 2; a non-finite loss or
+data-parallel ranks that disagree exit 1; Ctrl-C saves and exits 130; an unknown flag is reported with its subcommand's
 usage.
 """
 import argparse
 import codecs
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -25,10 +27,12 @@ from minigrad.nn.state import StateFileError
 
 from gpt import checkpoint, data, evaluate
 from gpt.config import TrainConfig, add_flags, build_config, explicit_flags
-from gpt.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TokenizerError
+from gpt.errors import (CheckpointError, ConfigError, DataError, DistributedError, NonFiniteLossError,
+                        TokenizerError)
 from gpt.sample import generate, stream
 from gpt.tokenizer import cli as tokenizer_cli, load_tokenizer
 from gpt.train import train
+from gpt.train.progress import plot_runs, read_metrics
 
 
 def build_parser():
@@ -38,6 +42,7 @@ def build_parser():
     _add_train(sub)
     _add_sample(sub)
     _add_eval(sub)
+    _add_plot(sub)
     return parser
 
 
@@ -81,12 +86,23 @@ def _add_eval(sub):
     p.set_defaults(func=guarded(cmd_eval))
 
 
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="curves of one or more runs on one figure, from their metrics.jsonl",
+                       description="Plot runs' metrics.jsonl with matplotlib (pip install "
+                                   "'minigrad-gpt[plot]'): each run's step loss and val loss, or one field.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="a run folder (its ckpt/ or metrics.jsonl too)")
+    p.add_argument("--metric", default=None, help="one metrics.jsonl field instead, e.g. val_loss, lr, "
+                                                  "grad_norm, tokens_per_s")
+    p.add_argument("--out", default="plot.png", help="the PNG to write (default: plot.png)")
+    p.set_defaults(func=guarded(cmd_plot))
+
+
 def guarded(command):
     """Our clear errors become one line on stderr and a non-zero status, never a traceback."""
     def run(args):
         try:
             return command(args)
-        except NonFiniteLossError as e:
+        except (NonFiniteLossError, DistributedError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         except (DataError, ConfigError, CheckpointError, TokenizerError, StateFileError,
@@ -178,6 +194,29 @@ def cmd_eval(args):
     print(f"loss {loss:.4f} nats/token | perplexity {math.exp(min(loss, 700)):.3f} | "
           f"bits per byte {nats / math.log(2) / n_bytes:.4f}")
     return 0
+
+
+# ---- plot --------------------------------------------------------------------------------
+
+def cmd_plot(args):
+    runs = {run: read_metrics(_metrics_file(run)) for run in args.runs}
+    curves = plot_runs(runs, args.out, args.metric)
+    for run in [r for r in runs if args.metric and r not in curves]:
+        print(f"note: {run} has no {args.metric}", file=sys.stderr)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _metrics_file(run):
+    """RUN's metrics.jsonl: RUN itself if a file, else the one in RUN, or in its parent when
+    RUN is a run's ckpt/ (what --ckpt names elsewhere)."""
+    path = Path(run)
+    if path.is_file():
+        return path
+    for folder in (path, path.parent) if path.name == "ckpt" else (path,):
+        if (folder / "metrics.jsonl").is_file():
+            return folder / "metrics.jsonl"
+    raise DataError(f"{run}: no metrics.jsonl there (gpt plot takes the run folders gpt train writes)")
 
 
 def main(argv=None):

@@ -3,6 +3,7 @@
     cache = KVCache(model.config, batch_size=3)
     logits = forward(model, prompt_ids[None], cache, rows=[1])   # fill row 1 with its prompt
     logits = forward(model, next_ids[:, None], cache)           # one new token for every row
+    probs = attention_probs(model, ids)     # every layer's (N, H, T, T) attention, for study
 
 Sampling, batched evaluation and serving all run here. Each row of the cache is
 one sequence with its own length: a forward appends the given tokens to the
@@ -44,13 +45,29 @@ class KVCache:
         self.lengths[slice(None) if rows is None else rows] = 0
 
 
-def forward(model, ids, cache=None, rows=None):
+def attention_probs(model, ids):
+    """The attention probabilities of every layer for ids ((N, T), or one sequence (T,)): a
+    list of n_layer arrays (N, n_head, T, T), where [b, h, i, j] is the weight query i puts
+    on key j; each row sums to 1, and is 0 past the diagonal (j > i: causal). What
+    transformers returns with output_attentions=True, from the forward pass sampling runs.
+
+    Example: attention_probs(model, [5, 1, 2])[0].shape == (1, model.config.n_head, 3, 3)
+    """
+    attentions = []
+    forward(model, np.atleast_2d(np.asarray(ids)), attentions=attentions)
+    return attentions
+
+
+def forward(model, ids, cache=None, rows=None, attentions=None):
     """Logits of the last position (N, V) for ids (N, T) int, in the model's dtype.
 
     With a cache, ids are the next T tokens of cache rows `rows` (default: all rows, N of
     them), at positions lengths[row] onwards; their keys and values are stored and lengths
-    move on by T. Without one, ids is each sequence's whole context (positions 0..T-1).
+    move on by T. Without one, ids is each sequence's whole context (positions 0..T-1), and
+    a list given as attentions receives each layer's probabilities (attention_probs).
     """
+    if attentions is not None and cache is not None:
+        raise ValueError("inference: attention probabilities are recorded without a cache only")
     cfg, tr = model.config, model.transformer
     ids = np.asarray(ids, dtype=np.int64)
     N, T = ids.shape
@@ -61,7 +78,7 @@ def forward(model, ids, cache=None, rows=None):
                          f"exceeds block_size {cfg.block_size}")
     x = tr.wte.weight.data[ids] + tr.wpe.weight.data[past[:, None] + np.arange(T)]  # (N, T, C)
     for layer, block in enumerate(tr.h):
-        x = x + _attention(block.attn, _layer_norm(block.ln_1, x), cache, layer, rows, past)  # (N, T, C)
+        x = x + _attention(block.attn, _layer_norm(block.ln_1, x), cache, layer, rows, past, attentions)
         x = x + _mlp(block.mlp, _layer_norm(block.ln_2, x))  # (N, T, C)
     if cache is not None:
         cache.lengths[rows] += T
@@ -80,7 +97,7 @@ def _layer_norm(ln, x):
     return kernels.layer_norm_forward(x, ln.weight.data, bias, ln.eps)[0]
 
 
-def _attention(attn, x, cache, layer, rows, past):
+def _attention(attn, x, cache, layer, rows, past, attentions=None):
     N, T, C = x.shape
     H = attn.n_head
     D = C // H
@@ -88,13 +105,23 @@ def _attention(attn, x, cache, layer, rows, past):
     qkv = _linear(attn.c_attn, x).reshape(N, T, 3, H, D)  # (N, T, 3C) -> (N, T, 3, H, D)
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # 3 x (N, H, T, D) views
     if cache is None:
-        y, _ = kernels.attention_forward(q, k, v, scale)  # (N, H, T, D), causal
+        y, lse = kernels.attention_forward(q, k, v, scale)  # (N, H, T, D), causal; lse (N, H, T)
+        if attentions is not None:
+            attentions.append(_probs(q, k, lse, scale))
     elif (past == past[0]).all() and (rows == rows[0] + np.arange(N)).all():
         y = _cached_attention(cache, layer, slice(rows[0], rows[0] + N), int(past[0]), q, k, v, scale)
     else:  # rows at different lengths: each attends over its own keys
         y = np.concatenate([_cached_attention(cache, layer, slice(r, r + 1), int(p), q[b:b + 1], k[b:b + 1],
                                               v[b:b + 1], scale) for b, (r, p) in enumerate(zip(rows, past))])
     return _linear(attn.c_proj, y.transpose(0, 2, 1, 3).reshape(N, T, C))  # (N, T, H, D) -> (N, T, C)
+
+
+def _probs(q, k, lse, scale):
+    """The probabilities the attention kernel weighted v with, (N, H, T, T): exp(scale q.k - lse)
+    on the visible keys, with lse the kernel's log-normaliser of each row; 0 above the diagonal."""
+    T = q.shape[2]
+    s = np.matmul(q, k.swapaxes(-1, -2)) * scale - lse[..., None]  # (N, H, T, D) @ (N, H, D, T)
+    return np.exp(np.where(np.tri(T, dtype=bool), s, -np.inf)).astype(q.dtype, copy=False)
 
 
 def _cached_attention(cache, layer, rows, start, q, k, v, scale):

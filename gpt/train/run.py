@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import minigrad
+from minigrad.nn.flat import FlatParameters
 from minigrad.optim import get_lr
 
 from gpt import checkpoint, data
 from gpt.config import TrainConfig, build_config
 from gpt.errors import ConfigError, DataError
 from gpt.model import GPT, GPTConfig
+from gpt.train.ddp import SINGLE, Ranks
 
 # Fixed once a model exists: --resume and --init-from refuse to change them.
 ARCHITECTURE = ("n_layer", "n_head", "n_embd", "block_size", "bias")
@@ -37,9 +39,14 @@ class Run:
     sampler: data.BatchSampler
     ids: dict                # split -> token ids
     report: dict             # the corpus: sources, chars, notes, sha256, cache_key
+    flat: FlatParameters = None  # the trained parameters and their gradients, in flat buffers
     start_iter: int = 0      # iterations done before this process
     best_val_loss: float = math.inf
     last_saved: int = None   # iteration of the newest checkpoint, if any
+    ddp: Ranks = SINGLE      # the processes training it together (gpt/train/ddp.py)
+
+    def __post_init__(self):
+        self.ddp.attach(self.flat)
 
     @property
     def ckpt(self):
@@ -52,22 +59,30 @@ class Run:
         return get_lr(it, o.lr, o.min_lr, min(o.warmup_iters, decay), decay)
 
     def save(self, it):
-        """Checkpoint after iteration `it`: weights, tokenizer, AdamW, RNGs, counters, config."""
+        """Checkpoint after iteration `it`: weights, tokenizer, AdamW, RNGs, counters, config.
+        Under MPI only rank 0 writes (the ranks hold the same weights and AdamW state)."""
+        self.last_saved = it
+        if not self.ddp.is_main:
+            return
         state = {"iter": it, "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
                  "rng": {"minigrad": minigrad.get_rng_state(), "sampler": self.sampler.state()},
                  "config": self.cfg.to_dict(), "data": self.report,
-                 "threads": minigrad.kernels.get_num_threads()}
+                 "threads": minigrad.kernels.get_num_threads(), "world_size": self.ddp.size}
         checkpoint.save(self.ckpt, self.model, self.tokenizer, self.optimizer, state)
-        self.last_saved = it
 
 
-def build_run(cfg, explicit=None, log=print):
+def default_out(cfg):
+    return f"runs/{cfg.run.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def build_run(cfg, explicit=None, log=print, ddp=SINGLE):
     """The Run for cfg: resumed from --out's checkpoint, initialised from --init-from's, or
-    fresh. explicit: the flags the user typed (what a resume may change); log(str): notices."""
+    fresh. explicit: the flags the user typed (what a resume may change); log(str): notices;
+    ddp: the ranks of a data-parallel run (the sampler draws their global batch)."""
     explicit = explicit or {}
-    out = Path(cfg.run.out or f"runs/{cfg.run.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(cfg.run.out or default_out(cfg))
     if cfg.run.resume:
-        return _resume(out, explicit, log)
+        return _resume(out, explicit, log, ddp)
     if (checkpoint.recover(out / "ckpt") / checkpoint.TRAINER_STATE).exists():
         raise ConfigError(f"{out} already holds a checkpoint: pass --resume to continue it, "
                           f"or choose another --out")
@@ -81,8 +96,8 @@ def build_run(cfg, explicit=None, log=print):
         cfg.model.vocab_size = tokenizer.vocab_size
         model = GPT(GPTConfig(**cfg.model.to_dict()))
     ids = _token_ids(cfg, out, tokenizer, train_text, val_text, report)
-    optimizer = _optimizer(model, cfg)
-    return Run(cfg, out, model, tokenizer, optimizer, _sampler(cfg, ids), ids, report)
+    optimizer, flat = _optimizer(model, cfg)
+    return Run(cfg, out, model, tokenizer, optimizer, _sampler(cfg, ids, ddp), ids, report, flat=flat, ddp=ddp)
 
 
 def _init_from(cfg, explicit, log):
@@ -118,7 +133,7 @@ def _init_from(cfg, explicit, log):
     return model, tokenizer
 
 
-def _resume(out, explicit, log):
+def _resume(out, explicit, log, ddp):
     """The run saved in out/ckpt, with the flags the user typed where they may change."""
     state = checkpoint.read_trainer_state(out / "ckpt")
     saved = TrainConfig.from_dict(state["config"])
@@ -129,6 +144,8 @@ def _resume(out, explicit, log):
                           f"(or fine-tune with --init-from)")
     cfg = build_config(explicit, base=saved)
     cfg.run.resume, cfg.run.out = True, str(out)
+    if ddp.size != state.get("world_size", 1):
+        _keep_global_batch(cfg.optim, saved.optim, state.get("world_size", 1), ddp.size, explicit, log)
     text, report = data.load_text(cfg.data)
     if report["sha256"] != state["data"]["sha256"]:
         raise DataError(f"the corpus {cfg.data.data or data.BUILTIN} changed since the checkpoint "
@@ -137,10 +154,10 @@ def _resume(out, explicit, log):
     model = checkpoint.load_model(out / "ckpt").train()  # loaded models come in eval mode
     cfg.model.vocab_size = model.config.vocab_size
     ids = _token_ids(cfg, out, tokenizer, *data.split_text(text, cfg.data.val_fraction), report)
-    optimizer = _optimizer(model, cfg, checkpoint.load_optimizer_state(out / "ckpt"))
-    run = Run(cfg, out, model, tokenizer, optimizer, _sampler(cfg, ids), ids, report,
+    optimizer, flat = _optimizer(model, cfg, checkpoint.load_optimizer_state(out / "ckpt"))
+    run = Run(cfg, out, model, tokenizer, optimizer, _sampler(cfg, ids, ddp), ids, report, flat=flat,
               start_iter=state["iter"], best_val_loss=state.get("best_val_loss") or math.inf,
-              last_saved=state["iter"])
+              last_saved=state["iter"], ddp=ddp)
     minigrad.set_rng_state(state["rng"]["minigrad"])
     run.sampler.set_state(state["rng"]["sampler"])
     log(f"resuming {out} at iteration {run.start_iter}")
@@ -150,17 +167,36 @@ def _resume(out, explicit, log):
     return run
 
 
+def _keep_global_batch(o, saved, saved_world, world, explicit, log):
+    """Resuming on another number of processes: the global batch (processes x batch_size x
+    grad_accum_steps sequences per step) must stay, so the run draws the same windows per step
+    as before. An untyped --batch-size is set per process to keep it (and printed)."""
+    size = saved_world * saved.batch_size * saved.grad_accum_steps
+    if "batch_size" not in explicit and size % (world * o.grad_accum_steps) == 0:
+        o.batch_size = size // (world * o.grad_accum_steps)
+    if world * o.batch_size * o.grad_accum_steps != size:
+        raise ConfigError(f"the run was saved by {saved_world} processes x --batch-size {saved.batch_size} x "
+                          f"--grad-accum-steps {saved.grad_accum_steps} = {size} sequences per step; on "
+                          f"{world} processes pick --batch-size and --grad-accum-steps with {world} x "
+                          f"batch x steps = {size}")
+    log(f"resuming on {world} processes (saved by {saved_world}): --batch-size {o.batch_size} per process "
+        f"x --grad-accum-steps {o.grad_accum_steps} keeps the global batch of {size} sequences")
+
+
 def _optimizer(model, cfg, saved_state=None):
-    """AdamW over the model (nanoGPT's decay groups). Restored moments keep their saved
-    hyperparameters except those a flag sets: the config's betas and weight decay win."""
+    """AdamW over the model (nanoGPT's decay groups), its parameters and gradients in one flat
+    buffer (one AdamW call per group; one buffer to reduce across processes). Restored moments
+    keep their saved hyperparameters except those a flag sets: the config's betas and weight
+    decay win."""
     o = cfg.optim
     optimizer = model.configure_optimizers(o.weight_decay, o.lr, (o.beta1, o.beta2))
+    flat = FlatParameters([p for group in optimizer.param_groups for p in group["params"]])
     if saved_state is not None:
         optimizer.load_state_dict(saved_state)
         for group in optimizer.param_groups:
             group["betas"] = (o.beta1, o.beta2)
         optimizer.param_groups[0]["weight_decay"] = o.weight_decay  # the decayed (2-D) group
-    return optimizer
+    return optimizer, flat
 
 
 def _token_ids(cfg, out, tokenizer, train_text, val_text, report):
@@ -174,8 +210,9 @@ def _token_ids(cfg, out, tokenizer, train_text, val_text, report):
     return ids
 
 
-def _sampler(cfg, ids):
-    return data.BatchSampler(ids, cfg.model.block_size, cfg.optim.batch_size, cfg.run.seed)
+def _sampler(cfg, ids, ddp):
+    """The global batch of all ranks from one seeded stream; each rank keeps its shard."""
+    return data.BatchSampler(ids, cfg.model.block_size, cfg.optim.batch_size * ddp.size, cfg.run.seed)
 
 
 def _get(cfg, name):
