@@ -20,7 +20,8 @@ class Generator:
         self.rng = np.random.default_rng(self._initial_seed)
 
     def manual_seed(self, seed):
-        self._initial_seed = int(seed)
+        """Reseed: an int, or anything np.random.default_rng takes (e.g. [seed, rank, step])."""
+        self._initial_seed = int(seed) if isinstance(seed, (int, np.integer)) else seed
         self.rng = np.random.default_rng(self._initial_seed)
         return self
 

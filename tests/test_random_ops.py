@@ -52,6 +52,10 @@ def test_multinomial_is_repeatable_under_a_seed_and_a_generator():
     assert mg.get_rng_state() == state                               # the default stream untouched
     assert mg.multinomial(probs, 3, replacement=True, generator=mg.Generator().manual_seed(5)).tolist() == b
     assert mg.Generator().manual_seed(7).initial_seed() == 7
+    mg.manual_seed([7, 1, 30])                                       # a sequence seeds too (per rank, per step)
+    c = mg.randn(4).tolist()
+    mg.manual_seed([7, 1, 30])
+    assert mg.randn(4).tolist() == c
 
 
 def test_multinomial_rejects_bad_weights():

@@ -146,6 +146,7 @@ ROWS = [
     R("scatter", [(3, 4), (2, 4)], lambda a, b: a.scatter(0, tt(SIDX), b), lambda a, b: a.scatter(0, SIDX, b)),
     R("scatter_add", [(3, 4), (2, 4)], lambda a, b: a.scatter_add(0, tt(SIDX_DUP), b),
       lambda a, b: a.scatter_add(0, SIDX_DUP, b)),
+    R("clone", [(3, 4)], lambda a: a.clone() * a),
     R("expand_as_view_as", [(3, 1), (3, 4)], lambda a, b: a.expand_as(b) * b.view_as(b)),
     # ---- indexing: an int applies first (a select), so the tensor index keeps its place ------------
     R("index_int_slice_tensor", [(2, 3, 6, 4, 5)], lambda a: a[1, :, 1:5:2, tt(IDX3[:3]), 0:2],
