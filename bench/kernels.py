@@ -71,6 +71,10 @@ def cases(dt, rng):
         x, dy = r(*shape), r(*shape)
         yield "gelu_forward", shape, (x,), None
         yield "gelu_backward", shape, (x, dy), None
+    x, dy = r(12, 64, 512), r(12, 64, 512)
+    yield "gelu_erf_forward", x.shape, (x,), None      # exact GELU (PyTorch's default; the GPT uses tanh)
+    yield "gelu_erf_backward", x.shape, (x, dy), None
+    yield "erf", x.shape, (x,), None
     for N, V in [(768, 65), (2048, 65), (512, 50257)]:
         logits, t = r(N, V), rng.integers(0, V, N)
         _, lse = K.numpy_impl.cross_entropy_forward(logits, t, -100)

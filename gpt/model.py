@@ -102,7 +102,7 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        h = F.gelu(self.c_fc(x))  # (B, T, 4C), tanh-approximate GELU as GPT-2 ("gelu_new")
+        h = F.gelu(self.c_fc(x), approximate="tanh")  # (B, T, 4C), GPT-2's GELU ("gelu_new")
         return self.dropout(self.c_proj(h))  # (B, T, C)
 
 

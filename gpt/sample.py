@@ -14,6 +14,7 @@ import numpy as np
 from minigrad import Tensor
 
 from gpt import inference
+from gpt.errors import TokenizerError
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, do_sample=True,
@@ -98,6 +99,15 @@ def next_logits(model, contexts, cache=None):
         cache.reset([b])
         logits[b] = inference.forward(model, np.array([contexts[b][-block:]]), cache, rows=[b])[0]
     return logits
+
+
+def prompt_ids(tokenizer, text):
+    """The ids of a sampling prompt, or [0] when the text is empty or has a character the
+    tokenizer lacks (a char vocabulary without a newline): a demo sample must never stop a run."""
+    try:
+        return tokenizer.encode(text) or [0]
+    except TokenizerError:
+        return [0]
 
 
 # ---- choosing the next token ----------------------------------------------------------------

@@ -138,6 +138,7 @@ MAKERS = {
     "layer_norm_forward": mk_ln_fwd, "layer_norm_backward": mk_ln_bwd,
     "gelu_forward": mk_x, "gelu_backward": mk_gelu_bwd,
     "gelu_forward_keep_tanh": mk_x, "gelu_backward_with_tanh": mk_gelu_bwd_tanh,
+    "gelu_erf_forward": mk_x, "gelu_erf_backward": mk_gelu_bwd, "erf": mk_x,
     "cross_entropy_forward": mk_ce_fwd, "cross_entropy_backward": mk_ce_bwd,
     "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd, "attention_decode": mk_attn_decode,
     "embedding_backward": mk_emb_bwd,
@@ -194,6 +195,13 @@ CASES = [
     ("gelu_forward_keep_tanh", (2, 3, 101)),
     ("gelu_backward_with_tanh", (1,)),
     ("gelu_backward_with_tanh", (2, 3, 101)),
+    ("gelu_erf_forward",       (1,)),
+    ("gelu_erf_forward",       (2, 3, 101)),
+    ("gelu_erf_backward",      (1,)),
+    ("gelu_erf_backward",      (2, 3, 101)),
+    ("erf",                    ()),
+    ("erf",                    (5, 7)),
+    ("erf",                    (3, 40000)),                                # several thread pieces
     ("cross_entropy_forward",  (1, 1, 0)),
     ("cross_entropy_forward",  (7, 5, 2)),
     ("cross_entropy_forward",  (33, 65, 0)),
@@ -342,7 +350,7 @@ def _attn_out(q, k, v):
     return K.numpy_impl.attention_forward(q, k, v, 0.4)[0]
 
 
-FD_CASES = ["softmax", "log_softmax", "gelu", "layer_norm", "cross_entropy", "attention", "attention_kv"]
+FD_CASES = ["softmax", "log_softmax", "gelu", "gelu_erf", "layer_norm", "cross_entropy", "attention", "attention_kv"]
 
 
 @pytest.mark.parametrize("backend", K.BACKENDS)
@@ -351,11 +359,11 @@ def test_backward_finite_differences(which, backend):
     rng = np.random.default_rng(1)
     f64 = np.float64
     with K.use_backend(backend):
-        if which in ("softmax", "log_softmax", "gelu"):
+        if which in ("softmax", "log_softmax", "gelu", "gelu_erf"):
             x, dy = rand(rng, (3, 5), f64, 2.0), rand(rng, (3, 5), f64)
             fwd = getattr(K.numpy_impl, which + "_forward")
-            if which == "gelu":
-                got, want = [K.gelu_backward(x, dy)], [fd_grad(fwd, [x], 0, dy)]
+            if which.startswith("gelu"):
+                got, want = [getattr(K, which + "_backward")(x, dy)], [fd_grad(fwd, [x], 0, dy)]
             else:
                 bwd = getattr(K, which + "_backward")
                 got, want = [bwd(fwd(x), dy)], [fd_grad(fwd, [x], 0, dy)]
@@ -396,6 +404,8 @@ def test_twins_match_torch():
         ("softmax",        K.numpy_impl.softmax_forward(x),                  F.softmax(T(x), -1)),
         ("log_softmax",    K.numpy_impl.log_softmax_forward(x),              F.log_softmax(T(x), -1)),
         ("gelu",           K.numpy_impl.gelu_forward(x),                     F.gelu(T(x), approximate="tanh")),
+        ("gelu_erf",       K.numpy_impl.gelu_erf_forward(x),                 F.gelu(T(x))),
+        ("erf",            K.numpy_impl.erf(x),                              torch.erf(T(x))),
         ("layer_norm",     K.numpy_impl.layer_norm_forward(x, w, b, 1e-5)[0], F.layer_norm(T(x), (11,), T(w), T(b), 1e-5)),
     ]
     logits, t = rand(rng, (9, 7), np.float64, 2.0), np.array([1, IGNORE, 6, 0, 0, 3, IGNORE, 2, 5])

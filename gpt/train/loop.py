@@ -18,7 +18,7 @@ import time
 import minigrad
 
 from gpt.errors import NonFiniteLossError
-from gpt.sample import generate
+from gpt.sample import generate, prompt_ids
 from gpt.train.progress import MetricsLog, Progress, fmt_duration, plot_losses, read_metrics
 from gpt.train.ddp import connect
 from gpt.train.run import build_run, default_out
@@ -229,6 +229,6 @@ def _finish(run, progress):
 
 def sample_text(model, tokenizer, prompt, max_new_tokens, seed=None, temperature=0.8, top_k=None):
     """Decode a continuation of prompt (the short demo sample at the end of training)."""
-    ids = tokenizer.encode(prompt)
+    ids = prompt_ids(tokenizer, prompt)
     rows = generate(model, ids, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
     return tokenizer.decode(rows[0][len(ids):])

@@ -26,8 +26,8 @@ import time
 
 from minigrad.nn.state import atomic_write
 
-from gpt.errors import MissingExtraError, TokenizerError
-from gpt.sample import generate
+from gpt.errors import MissingExtraError
+from gpt.sample import generate, prompt_ids
 from gpt.train.progress import read_metrics
 
 # metrics.jsonl field -> TensorBoard tag: measured every step, then at each evaluation
@@ -88,7 +88,7 @@ class Board:
             return
         _add_scalars(self.writer, record, EVAL_SCALARS)
         if run.cfg.run.sample_tokens:
-            ids = _prompt(run.tokenizer)
+            ids = prompt_ids(run.tokenizer, "\n")
             row = generate(run.model, ids, run.cfg.run.sample_tokens, temperature=0.8, seed=run.cfg.run.seed)[0]
             self.writer.add_text(SAMPLE_TAG, _verbatim(run.tokenizer.decode(row[len(ids):])), record["iter"])
         self.writer.flush()
@@ -97,15 +97,6 @@ class Board:
         if self.writer is not None:
             self.writer.close()  # drains the writer thread's queue
             self.writer = None
-
-
-def _prompt(tokenizer):
-    """A newline, or token 0 for a character vocabulary without one: a sample must never stop
-    the training."""
-    try:
-        return tokenizer.encode("\n") or [0]
-    except TokenizerError:
-        return [0]
 
 
 def _add_scalars(writer, record, fields):

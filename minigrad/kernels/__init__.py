@@ -30,6 +30,7 @@ _MODULES = {
     "layer_norm_forward": norm, "layer_norm_backward": norm,
     "gelu_forward": activation, "gelu_backward": activation,
     "gelu_forward_keep_tanh": activation, "gelu_backward_with_tanh": activation,
+    "gelu_erf_forward": activation, "gelu_erf_backward": activation, "erf": activation,
     "cross_entropy_forward": loss, "cross_entropy_backward": loss,
     "attention_forward": attention, "attention_backward": attention, "attention_decode": attention,
     "embedding_backward": embedding,
@@ -151,6 +152,21 @@ def gelu_forward_keep_tanh(x):
 def gelu_backward_with_tanh(x, t, dy):
     """dx for gelu at x, given its t from gelu_forward_keep_tanh."""
     return _impl.gelu_backward_with_tanh(x, t, dy)
+
+
+def gelu_erf_forward(x):
+    """Exact GELU, x * Phi(x) with the normal CDF from erf (PyTorch's default)."""
+    return _impl.gelu_erf_forward(x)
+
+
+def gelu_erf_backward(x, dy):
+    """dx for gelu_erf_forward at x."""
+    return _impl.gelu_erf_backward(x, dy)
+
+
+def erf(x):
+    """The error function, elementwise, in x's (floating) dtype."""
+    return _impl.erf(x)
 
 
 def cross_entropy_forward(logits, targets, ignore_index):
