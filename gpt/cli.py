@@ -5,6 +5,7 @@
     gpt train --resume --out runs/shakespeare --max-iters 4000
     gpt sample --ckpt runs/shakespeare --prompt "ROMEO:" --stream
     gpt eval --ckpt runs/shakespeare --data heldout.txt
+    gpt serve --ckpt runs/shakespeare --port 8000
     gpt tokenizer train --data input.txt --vocab-size 4096 --out tok.txt
     gpt plot runs/a runs/b --metric val_loss --out val.png
 
@@ -42,6 +43,7 @@ def build_parser():
     _add_train(sub)
     _add_sample(sub)
     _add_eval(sub)
+    _add_serve(sub)
     _add_plot(sub)
     return parser
 
@@ -84,6 +86,33 @@ def _add_eval(sub):
     p.add_argument("--errors", choices=("strict", "replace"), default=None,
                    help="invalid UTF-8 handling (default: the training run's)")
     p.set_defaults(func=guarded(cmd_eval))
+
+
+def _add_serve(sub):
+    p = sub.add_parser("serve", help="serve a checkpoint over an OpenAI-compatible HTTP API, with a web page",
+                       description="Serve a checkpoint: /v1/completions and /v1/chat/completions (OpenAI's "
+                                   "API, streaming too), /tokenize, /detokenize, /health, /metrics, and a "
+                                   "page at /. Concurrent requests are decoded together (continuous batching).")
+    p.add_argument("--ckpt", required=True, help="checkpoint folder, run folder or Hugging Face GPT-2 folder")
+    p.add_argument("--adapter", default=None, help="a LoRA adapter folder (PEFT's layout) to apply")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this "
+                                                       "machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every endpoint "
+                                                   "but /health and the page")
+    p.add_argument("--model-name", default=None, help="the model's id in the API (default: the folder's name)")
+    p.add_argument("--max-batch", type=int, default=8, help="sequences decoded together (default: 8)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests that may wait for a free slot; "
+                                                             "more get 429 (default: 64)")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body "
+                                                                       "(default: 1048576)")
+    p.add_argument("--max-tokens-limit", type=int, default=4096, help="largest max_tokens a request may "
+                                                                      "ask for (default: 4096)")
+    p.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds in-flight requests get "
+                                                                         "to finish after SIGTERM (default: 10)")
+    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
+                   help="uvicorn's log level; info also logs each request (default: warning)")
+    p.set_defaults(func=guarded(cmd_serve))
 
 
 def _add_plot(sub):
@@ -194,6 +223,22 @@ def cmd_eval(args):
     print(f"loss {loss:.4f} nats/token | perplexity {math.exp(min(loss, 700)):.3f} | "
           f"bits per byte {nats / math.log(2) / n_bytes:.4f}")
     return 0
+
+
+# ---- serve -------------------------------------------------------------------------------
+
+SERVE_EXTRA = ("fastapi", "uvicorn", "sse_starlette", "prometheus_client")
+
+
+def cmd_serve(args):
+    for module in SERVE_EXTRA:  # the serving stack is an optional extra: say how to get it
+        try:
+            __import__(module)
+        except ImportError:
+            raise ConfigError(f"gpt serve needs the serve extra ({module} is missing): "
+                              "pip install 'minigrad-gpt[serve]'") from None
+    from gpt.serve.server import serve
+    return serve(args)
 
 
 # ---- plot --------------------------------------------------------------------------------

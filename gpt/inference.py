@@ -13,6 +13,13 @@ are filled one row at a time, then every row advances together). No Tensor and
 no graph: the same kernels as GPT.forward (minigrad.kernels) on the parameters'
 arrays, and logits for the last position only, which is all a sampler reads.
 tests/test_inference.py holds it equal to GPT.forward.
+
+A step of one token per row (T == 1: decoding) runs its linear layers and the
+lm_head on kernels.linear_rowwise instead of BLAS, so that each row's logits are
+the same bits whether it advances alone or among other rows: a greedy answer does
+not depend on what else is in the batch. Every other op here is computed row by
+row already. A longer forward (a prompt, filled one row at a time) stays on BLAS:
+its shape does not depend on the batch.
 """
 import math
 
@@ -43,6 +50,13 @@ class KVCache:
     def reset(self, rows=None):
         """Empty the given rows (all by default) for new sequences."""
         self.lengths[slice(None) if rows is None else rows] = 0
+
+    def copy_row(self, src, dst):
+        """Row dst continues from row src's positions (several samples of one prompt)."""
+        n = self.lengths[src]
+        self.k[:, dst, :, :n] = self.k[:, src, :, :n]
+        self.v[:, dst, :, :n] = self.v[:, src, :, :n]
+        self.lengths[dst] = n
 
 
 def attention_probs(model, ids):
@@ -76,20 +90,25 @@ def forward(model, ids, cache=None, rows=None, attentions=None):
     if (past + T).max() > cfg.block_size:
         raise ValueError(f"inference: sequence length {int((past + T).max())} (past {int(past.max())} + new {T}) "
                          f"exceeds block_size {cfg.block_size}")
+    step = T == 1  # a decoding step: batch-invariant products
     x = tr.wte.weight.data[ids] + tr.wpe.weight.data[past[:, None] + np.arange(T)]  # (N, T, C)
     for layer, block in enumerate(tr.h):
-        x = x + _attention(block.attn, _layer_norm(block.ln_1, x), cache, layer, rows, past, attentions)
-        x = x + _mlp(block.mlp, _layer_norm(block.ln_2, x))  # (N, T, C)
+        x = x + _attention(block.attn, _layer_norm(block.ln_1, x), cache, layer, rows, past, step, attentions)
+        x = x + _mlp(block.mlp, _layer_norm(block.ln_2, x), step)  # (N, T, C)
     if cache is not None:
         cache.lengths[rows] += T
     x = _layer_norm(tr.ln_f, x[:, -1])  # (N, C): the last position is all a sampler needs
-    return kernels.matmul(x, model.lm_head.weight.data.T)  # (N, C) @ (C, V) -> (N, V)
+    head = model.lm_head.weight.data.T  # (C, V), a view of wte (tied)
+    return kernels.linear_rowwise(x, head) if step else kernels.matmul(x, head)  # (N, C) @ (C, V) -> (N, V)
 
 
-def _linear(conv, x):
-    """Conv1D: x (..., in) @ W (in, out) + b."""
+def _linear(conv, x, step):
+    """Conv1D: x (..., in) @ W (in, out) + b; batch-invariant for a decoding step."""
+    bias = None if conv.bias is None else conv.bias.data
+    if step:
+        return kernels.linear_rowwise(x, conv.weight.data, bias)
     y = kernels.matmul(x, conv.weight.data)  # (..., out)
-    return y if conv.bias is None else y + conv.bias.data
+    return y if bias is None else y + bias
 
 
 def _layer_norm(ln, x):
@@ -97,14 +116,18 @@ def _layer_norm(ln, x):
     return kernels.layer_norm_forward(x, ln.weight.data, bias, ln.eps)[0]
 
 
-def _attention(attn, x, cache, layer, rows, past, attentions=None):
+def _attention(attn, x, cache, layer, rows, past, step, attentions=None):
     N, T, C = x.shape
     H = attn.n_head
     D = C // H
     scale = 1.0 / math.sqrt(D)
-    qkv = _linear(attn.c_attn, x).reshape(N, T, 3, H, D)  # (N, T, 3C) -> (N, T, 3, H, D)
+    qkv = _linear(attn.c_attn, x, step).reshape(N, T, 3, H, D)  # (N, T, 3C) -> (N, T, 3, H, D)
     q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # 3 x (N, H, T, D) views
-    if cache is None:
+    if cache is not None and T == 1:  # a decoding step: each row over its own keys, in one call
+        cache.k[layer, rows, :, past] = k[:, :, 0]  # (n, H, D) at each row's own position
+        cache.v[layer, rows, :, past] = v[:, :, 0]
+        y = kernels.attention_decode(q[:, :, 0], cache.k[layer], cache.v[layer], rows, past + 1, scale)[:, :, None]
+    elif cache is None:
         y, lse = kernels.attention_forward(q, k, v, scale)  # (N, H, T, D), causal; lse (N, H, T)
         if attentions is not None:
             attentions.append(_probs(q, k, lse, scale))
@@ -113,7 +136,7 @@ def _attention(attn, x, cache, layer, rows, past, attentions=None):
     else:  # rows at different lengths: each attends over its own keys
         y = np.concatenate([_cached_attention(cache, layer, slice(r, r + 1), int(p), q[b:b + 1], k[b:b + 1],
                                               v[b:b + 1], scale) for b, (r, p) in enumerate(zip(rows, past))])
-    return _linear(attn.c_proj, y.transpose(0, 2, 1, 3).reshape(N, T, C))  # (N, T, H, D) -> (N, T, C)
+    return _linear(attn.c_proj, y.transpose(0, 2, 1, 3).reshape(N, T, C), step)  # (N, T, H, D) -> (N, T, C)
 
 
 def _probs(q, k, lse, scale):
@@ -134,5 +157,5 @@ def _cached_attention(cache, layer, rows, start, q, k, v, scale):
     return kernels.attention_forward(q, keys, values, scale)[0]  # (n, H, T, D)
 
 
-def _mlp(mlp, x):
-    return _linear(mlp.c_proj, kernels.gelu_forward(_linear(mlp.c_fc, x)))
+def _mlp(mlp, x, step):
+    return _linear(mlp.c_proj, kernels.gelu_forward(_linear(mlp.c_fc, x, step)), step)

@@ -113,11 +113,13 @@ def prompt_ids(tokenizer, text):
 # ---- choosing the next token ----------------------------------------------------------------
 
 def choose(logits, greedy, temperature, top_k, top_p, gen):
-    """One token per row of logits (N, V): the argmax, or a draw from sampling_probs."""
+    """One token per row of logits (N, V): the argmax, or a draw from sampling_probs. gen is
+    one np.random.Generator for every row, or a list of one per row (a server's requests)."""
     if greedy:
         return np.argmax(logits, axis=-1)
     probs = sampling_probs(logits, temperature, top_k, top_p)
-    return np.array([_draw(p, gen) for p in probs])
+    gens = gen if isinstance(gen, (list, tuple)) else [gen] * len(probs)
+    return np.array([_draw(p, g) for p, g in zip(probs, gens)])
 
 
 def sampling_probs(logits, temperature=1.0, top_k=None, top_p=None):

@@ -98,6 +98,23 @@ def test_past_block_size_is_a_clear_error():
         forward(model, IDS[:, :3], cache)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_decoding_step_gives_a_row_the_same_bits_alone_or_in_a_batch(dtype):
+    """Greedy answers must not depend on the batch: a row's logits after a one-token step are
+    bit-identical whether it advances alone or among 8 rows, at equal or different lengths."""
+    model = make(dtype)
+    ids = np.random.default_rng(1).integers(0, 19, size=(8, 6))
+    for lengths in ([4] * 8, [1, 4, 2, 5, 3, 4, 1, 2]):
+        batch = KVCache(model.config, batch_size=8, dtype=dtype)
+        for r, n in enumerate(lengths):
+            forward(model, ids[r:r + 1, :n], batch, rows=[r])
+        together = forward(model, np.array([[ids[r, n]] for r, n in enumerate(lengths)]), batch)
+        for r, n in enumerate(lengths):
+            alone = KVCache(model.config, batch_size=1, dtype=dtype)
+            forward(model, ids[r:r + 1, :n], alone)
+            np.testing.assert_array_equal(forward(model, ids[r:r + 1, n:n + 1], alone)[0], together[r])
+
+
 def recomputed_attention(model, ids):
     """Each layer's probabilities recomputed from the training modules: the residual stream
     entering each block, its ln_1 and c_attn, then softmax(q k^T / sqrt(D)) over keys j <= i."""

@@ -18,12 +18,13 @@ from types import SimpleNamespace
 # The kernels are compiled serial and split over Python threads (kernels/threads.py says why),
 # so no OpenMP pool is started and OMP_WAIT_POLICY is left as the user set it.
 
-from . import activation, attention, embedding, loss, matmul as _matmul, norm, optim, softmax, threads
+from . import activation, attention, embedding, linear, loss, matmul as _matmul, norm, optim, softmax, threads
 
 BACKENDS = ("numba", "numpy")
 
 _MODULES = {
     "matmul": _matmul,
+    "linear_rowwise": linear,
     "softmax_forward": softmax, "softmax_backward": softmax,
     "log_softmax_forward": softmax, "log_softmax_backward": softmax,
     "layer_norm_forward": norm, "layer_norm_backward": norm,
@@ -31,7 +32,7 @@ _MODULES = {
     "gelu_forward_keep_tanh": activation, "gelu_backward_with_tanh": activation,
     "gelu_erf_forward": activation, "gelu_erf_backward": activation, "erf": activation,
     "cross_entropy_forward": loss, "cross_entropy_backward": loss,
-    "attention_forward": attention, "attention_backward": attention,
+    "attention_forward": attention, "attention_backward": attention, "attention_decode": attention,
     "embedding_backward": embedding,
     "adamw_update": optim,
 }
@@ -95,6 +96,12 @@ def get_num_threads():
 def matmul(a, b):
     """np.matmul semantics (N-d, broadcast batch dims); transposed views are fine."""
     return _impl.matmul(a, b)
+
+
+def linear_rowwise(x, w, bias=None):
+    """x (..., K) @ w (K, M) + bias, each row alone in a fixed summation order: a row's result
+    is the same bits whatever the other rows are (batched decoding); w may be a transposed view."""
+    return _impl.linear_rowwise(x, w, bias)
 
 
 def softmax_forward(x):
@@ -180,6 +187,12 @@ def attention_forward(q, k, v, scale):
 def attention_backward(dout, q, k, v, out, lse, scale):
     """Returns (dq, dk, dv) for attention_forward."""
     return _impl.attention_backward(dout, q, k, v, out, lse, scale)
+
+
+def attention_decode(q, k_cache, v_cache, rows, lengths, scale):
+    """One new query per sequence, q (n, H, D), over its own cached keys and values
+    k_cache[rows[i], :, :lengths[i]] (caches (B, H, capacity, D)) -> out (n, H, D)."""
+    return _impl.attention_decode(q, k_cache, v_cache, rows, lengths, scale)
 
 
 def embedding_backward(ids, dy, num_embeddings):

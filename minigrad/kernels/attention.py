@@ -2,6 +2,9 @@
 
 Shapes: q (B, H, Tq, D), k and v (B, H, Tk, D), Tq <= Tk. Query i sits at
 absolute position Tk - Tq + i and attends keys j <= Tk - Tq + i.
+
+attention_decode is the same attention for one new query per sequence, read straight
+from a key-value cache in which each sequence has its own length (batched decoding).
 """
 import numpy as np
 
@@ -38,6 +41,15 @@ def attention_backward_numpy(dout, q, k, v, out, lse, scale):
     dq = np.matmul(ds, k) * s
     dk = np.matmul(ds.swapaxes(-1, -2), q) * s
     return dq, dk, dv
+
+
+# attention decode: sequence i's new query over its own keys k_cache[rows[i], :, :lengths[i]]
+# (math: attention_forward with Tq = 1; out (n, H, D))
+def attention_decode_numpy(q, k_cache, v_cache, rows, lengths, scale):
+    out = np.empty_like(q)
+    for i, (r, L) in enumerate(zip(rows, lengths)):
+        out[i] = attention_forward_numpy(q[i, :, None], k_cache[r, :, :L], v_cache[r, :, :L], scale)[0][:, 0]
+    return out
 
 
 # ---- Numba ---------------------------------------------------------------------------------
@@ -159,6 +171,55 @@ def attention_backward_numba(dout, q, k, v, out, lse, scale):
 
     _over_batch(piece, q, Tk)
     return dq, dk, dv
+
+
+# Decoding: one query row per (sequence, head) against that sequence's own keys, so no padding
+# and no mask; a (sequence, head)'s result depends on its own keys only, never on which other
+# sequences share the call (batched decoding is batch-invariant). Scores, softmax and the
+# weighted sum of values run in float64 in one pass each; pairs split over threads.
+@njit(**JIT)
+def _decode_pairs(q, kc, vc, rows, lengths, scale, out, lo, hi):
+    """out[i, h] for the (sequence i, head h) pairs lo..hi-1 of the flattened (n, H) grid."""
+    H, D = q.shape[1], q.shape[2]
+    s = np.empty(kc.shape[2], np.float64)
+    acc = np.empty(D, np.float64)
+    for p in range(lo, hi):
+        i, h = p // H, p % H
+        r, L = rows[i], lengths[i]
+        qi = q[i, h]
+        m = -np.inf
+        for j in range(L):
+            kj = kc[r, h, j]
+            dot = 0.0
+            for d in range(D):
+                dot += qi[d] * kj[d]
+            s[j] = scale * dot
+            m = max(m, s[j])
+        total = 0.0
+        for j in range(L):
+            e = exp_neg(s[j] - m)
+            s[j] = e
+            total += e
+        acc[:] = 0.0
+        for j in range(L):
+            vj = vc[r, h, j]
+            for d in range(D):
+                acc[d] += s[j] * vj[d]
+        for d in range(D):
+            out[i, h, d] = acc[d] / total
+
+
+def attention_decode_numba(q, k_cache, v_cache, rows, lengths, scale):
+    n, H, D = q.shape
+    out = np.empty((n, H, D), q.dtype)
+    q = np.ascontiguousarray(q)
+    rows, lengths = np.asarray(rows, np.int64), np.asarray(lengths, np.int64)
+    if n == 0:
+        return out
+    per_pair = 4 * D * int(lengths.max())  # scores and weighted sum, 2 flops per term each
+    threads.split(lambda lo, hi: _decode_pairs(q, k_cache, v_cache, rows, lengths, float(scale), out, lo, hi),
+                  n * H, -(-MIN_PIECE_FLOPS // per_pair))
+    return out
 
 
 # FLOPs a piece must hold to be worth a helper thread (~30 us to hand over; ~20 GFLOP/s here).
