@@ -70,8 +70,12 @@ def forward(model, ids, cache=None, rows=None):
 
 
 def _linear(conv, x):
-    """Conv1D: x (..., in) @ W (in, out) + b."""
+    """Conv1D: x (..., in) @ W (in, out) + b, plus a LoRA adapter's scaling * x A^T B^T when
+    the layer has one (gpt/lora.py), computed low-rank rather than merged."""
     y = kernels.matmul(x, conv.weight.data)  # (..., out)
+    if getattr(conv, "lora_A", None) is not None:
+        h = kernels.matmul(x, conv.lora_A.weight.data.T)  # (..., in) @ (in, r) -> (..., r)
+        y = y + conv.scaling * kernels.matmul(h, conv.lora_B.weight.data.T)  # (..., r) @ (r, out)
     return y if conv.bias is None else y + conv.bias.data
 
 

@@ -73,18 +73,19 @@ def _step(run, it, progress):
     """train_step on the next batch; returns its metrics.jsonl record."""
     t0 = time.perf_counter()
     lr = run.lr_at(it)
+    batch = run.sampler.batch("train")
     try:
-        loss, norm = train_step(run.model, run.optimizer, run.sampler.batch("train"), lr,
-                                run.cfg.optim.grad_clip)
+        loss, norm = train_step(run.model, run.optimizer, batch, lr, run.cfg.optim.grad_clip)
     except NonFiniteLossError as e:
         kept = (f"the last good checkpoint ({run.ckpt}, iteration {run.last_saved}) is kept"
                 if run.last_saved is not None else "no checkpoint had been written yet")
         raise NonFiniteLossError(f"{e} at iteration {it + 1}; stopping ({kept}). Try a lower --lr "
                                  f"or --grad-clip") from None
-    tok_s = run.cfg.optim.batch_size * run.cfg.model.block_size / max(time.perf_counter() - t0, 1e-9)
+    tok_s = batch[0].size / max(time.perf_counter() - t0, 1e-9)  # task batches are as long as their longest row
     progress.update(it + 1, loss, lr, tok_s)
     return {"iter": it + 1, "loss": loss, "lr": lr, "tokens_per_s": round(tok_s, 1), "grad_norm": norm,
-            "elapsed_s": round(progress.elapsed(), 3)}
+            "elapsed_s": round(progress.elapsed(), 3),
+            "counted_tokens": int((batch[1] != -100).sum())}  # targets with loss: task data masks prompts
 
 
 def _eval_and_save(run, it, progress):
