@@ -99,12 +99,16 @@ def main():
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--limit", type=int, default=None, help="score only the first N held-out examples")
     p.add_argument("--quick", action="store_true", help="1/20 of the iterations: a smoke run")
+    p.add_argument("--threads", type=int, default=None, help="compute threads (default: all cores)")
     args = p.parse_args()
 
     import minigrad
     from gpt import checkpoint
     from gpt.data import builtin_tasks
+    from gpt.train.loop import set_threads
     minigrad.runtime.tune()
+    if args.threads:
+        set_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="finetune-bench-"))
     base = Path(args.base) if args.base else pretrain(work / "pretrained")
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -136,7 +140,9 @@ def main():
 def print_table(rows, args):
     import os
     print()
-    print(f"held-out exact match (greedy, SQuAD normalisation); {os.cpu_count()} CPUs; seed {args.seed}"
+    import minigrad
+    print(f"held-out exact match (greedy, SQuAD normalisation); {minigrad.kernels.get_num_threads()} threads "
+          f"on {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at the end); seed {args.seed}"
           + ("; QUICK smoke run, not a result" if args.quick else ""))
     print(f"| task | arm | tokenizer | trainable params | iters | train wall | held-out EM | F1 | "
           f">= {GOAL_EM:.0f}% within {BUDGET_S // 60} min |")

@@ -185,13 +185,20 @@ def base_of(adapter):
     return base
 
 
+def _with_adapter(path, adapter):
+    """(model folder, adapter folder or None): path with adapter on it; a path that is itself
+    an adapter folder stands for the base it names with that adapter."""
+    path, adapter = recover(path), None if adapter is None else recover(adapter)
+    if adapter is None and is_adapter_folder(path):
+        return recover(base_of(path)), path
+    return path, adapter
+
+
 def load_model(path, adapter=None, merge=False):
     """The model of a checkpoint folder. With `adapter` (a LoRA adapter folder), or when path
     is itself one, the base with the adapters on it (unmerged, unless merge), its vocabulary
     grown to the adapter's token rows."""
-    folder, adapter = recover(path), None if adapter is None else recover(adapter)
-    if adapter is None and is_adapter_folder(folder):
-        adapter, folder = folder, recover(base_of(folder))
+    folder, adapter = _with_adapter(path, adapter)
     model = GPT.from_pretrained(str(folder))
     if adapter is not None:
         rows = lora.read_config(adapter).token_indices
@@ -232,12 +239,10 @@ def load(path, adapter=None):
     """(model, tokenizer, trainer_state) of a checkpoint or run folder, with a LoRA adapter
     folder on it if given; trainer_state is None for a Hugging Face folder, which has none.
     The tokenizer (and state) are the adapter's when it has them: new tokens live there."""
-    path, adapter = recover(path), None if adapter is None else recover(adapter)
-    if adapter is None and is_adapter_folder(path):
-        path, adapter = recover(base_of(path)), path
+    path, adapter = _with_adapter(path, adapter)
     own = adapter if adapter is not None and _has_tokenizer(adapter) else path
     state = read_trainer_state_or_none(adapter if adapter is not None and
-                                       (recover(adapter) / TRAINER_STATE).exists() else path)
+                                       (adapter / TRAINER_STATE).exists() else path)
     model, tokenizer = load_model(path, adapter), load_tokenizer(own)
     check_vocab(model, tokenizer, recover(own))
     return model, tokenizer, state
@@ -245,10 +250,8 @@ def load(path, adapter=None):
 
 def load_template(path, adapter=None):
     """The chat template saved with the adapter or the checkpoint, or None."""
-    path = recover(path)
-    if adapter is None and is_adapter_folder(path):
-        path, adapter = recover(base_of(path)), path
-    found = ChatTemplate.load(recover(adapter)) if adapter is not None else None
+    path, adapter = _with_adapter(path, adapter)
+    found = ChatTemplate.load(adapter) if adapter is not None else None
     return found or ChatTemplate.load(path)
 
 

@@ -69,14 +69,20 @@ def _add_sample(sub):
     prompt.add_argument("--prompt", default=None, help="text to continue (default: a newline); special "
                                                         "tokens such as <|endoftext|> count as such")
     prompt.add_argument("--prompt-file", default=None, help="read the prompt from this UTF-8 file")
-    p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate (default: 300)")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
-    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, e.g. 0.9")
+    _sampling_flags(p, max_new_tokens=300, temperature=0.8)
     p.add_argument("--num-samples", type=int, default=1, help="independent samples (default: 1)")
-    p.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.set_defaults(func=guarded(cmd_sample))
+
+
+def _sampling_flags(p, max_new_tokens, temperature):
+    p.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+                   help=f"most tokens to generate (default: {max_new_tokens})")
+    p.add_argument("--temperature", type=float, default=temperature,
+                   help=f"0 = greedy (default: {temperature:g})")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, e.g. 0.9")
+    p.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
 
 
 def _add_eval(sub):
@@ -94,14 +100,11 @@ def _add_eval(sub):
                                                                 "(tasks, default 32) per forward")
     p.add_argument("--errors", choices=("strict", "replace"), default=None,
                    help="text: invalid UTF-8 handling (default: the training run's)")
-    task = p.add_argument_group("task examples")
-    task.add_argument("--max-new-tokens", type=int, default=64, help="longest answer in tokens (default: 64)")
-    task.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: 0)")
-    task.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
-    task.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, e.g. 0.9")
-    task.add_argument("--seed", type=int, default=None, help="make sampled answers repeatable")
+    task = p.add_argument_group("task examples: answers")
+    _sampling_flags(task, max_new_tokens=64, temperature=0.0)
     task.add_argument("--limit", type=int, default=None, help="score only the first N examples")
-    task.add_argument("--task-digits", type=int, default=2, help="digits of builtin:addition (default: 2)")
+    task.add_argument("--task-digits", type=int, default=None, help="digits of builtin:addition "
+                                                                    "(default: the training run's, else 2)")
     task.add_argument("--out", default=None, help="write one JSON object per example here: prompt, "
                                                   "reference, answer, exact_match, f1, rouge_l, bleu")
     p.set_defaults(func=guarded(cmd_eval))
@@ -234,9 +237,10 @@ def _eval_task(args):
     if args.max_new_tokens < 1 or (args.batch_size is not None and args.batch_size < 1) \
             or (args.limit is not None and args.limit < 1):
         raise ConfigError("--max-new-tokens, --batch-size and --limit must be >= 1")
-    model, tokenizer, _ = checkpoint.load(args.ckpt, args.adapter)
+    model, tokenizer, state = checkpoint.load(args.ckpt, args.adapter)
     if builtin_tasks.is_builtin_task(args.data):
-        examples, what = builtin_tasks.builtin_task(args.data, args.task_digits)["val"], "held-out"
+        digits = args.task_digits if args.task_digits is not None else TrainConfig.from_dict(state["config"] if state else {}).data.task_digits
+        examples, what = builtin_tasks.builtin_task(args.data, digits)["val"], "held-out"
     else:
         examples, what = tasks.read_jsonl(args.data), "test"
     examples = examples[:args.limit]

@@ -157,7 +157,7 @@ def apply_lora(model, spec):
         setattr(parent, attr, LoRAConv1D(module, spec.r, spec.scaling, spec.dropout))
     if spec.token_indices:
         _train_token_rows(model, spec.token_indices)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable_count(model)
 
 
 def _train_token_rows(model, indices):
