@@ -12,9 +12,9 @@
 
 Inputs are named the same way everywhere: --data (text, or task examples), --ckpt (a
 checkpoint or run folder), --adapter (a LoRA adapter folder on --ckpt), --tokenizer (a
-tokenizer file), --out (what is written). Errors in
-the user's input print one `error: ...` line and exit 2; a non-finite loss exits
-1; Ctrl-C saves and exits 130; an unknown flag is reported with its subcommand's
+tokenizer file), --out (what is written). Errors in the user's input print one `error: ...`
+line and exit 2; a non-finite loss or data-parallel ranks that disagree exit 1; Ctrl-C saves
+and exits 130; an unknown flag is reported with its subcommand's
 usage.
 """
 import argparse
@@ -32,7 +32,8 @@ from gpt import checkpoint, data, evaluate, lora
 from gpt.chat import ChatTemplate
 from gpt.config import TrainConfig, add_flags, build_config, explicit_flags
 from gpt.data import builtin_tasks, tasks
-from gpt.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TokenizerError
+from gpt.errors import (CheckpointError, ConfigError, DataError, DistributedError, NonFiniteLossError,
+                        TokenizerError)
 from gpt.sample import generate, stream
 from gpt.tokenizer import cli as tokenizer_cli, load_tokenizer
 from gpt.train import train
@@ -124,7 +125,7 @@ def guarded(command):
     def run(args):
         try:
             return command(args)
-        except NonFiniteLossError as e:
+        except (NonFiniteLossError, DistributedError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         except (DataError, ConfigError, CheckpointError, TokenizerError, StateFileError,

@@ -45,7 +45,10 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    batch_size: int = opt(12, "sequences per step")
+    batch_size: int = opt(12, "sequences per micro-batch on each process (under mpiexec -n N the "
+                              "global batch is N x batch_size x grad_accum_steps)")
+    grad_accum_steps: int = opt(1, "micro-batches per optimizer step, their gradients added up: "
+                                   "K of them train as one batch K times larger, in the memory of one")
     max_iters: int = opt(1000, "optimizer steps in the whole run")
     lr: float = opt(2e-3, "peak learning rate (after warm-up)")
     min_lr: float = opt(2e-4, "learning rate at the end of the cosine decay")
@@ -72,6 +75,9 @@ class RunConfig:
                                                 "Hugging Face GPT-2 one): its model and tokenizer, "
                                                 "a fresh optimizer; --block-size may be lowered")
     sample_tokens: int = opt(300, "tokens to sample and print when training ends (0 = none)")
+    ddp_timeout: float = opt(300.0, "under mpiexec: seconds a process waits for the others (rank 0 "
+                                    "preparing data or saving included) before it stops the whole "
+                                    "run as one that died or hangs")
 
 
 @dataclass
@@ -229,6 +235,8 @@ def validate(cfg):
         (0 < d.val_fraction < 1, f"val_fraction must be in (0, 1), got {d.val_fraction}"),
         (d.vocab_size >= 257, f"vocab_size must be at least 257 (256 bytes + 1), got {d.vocab_size}"),
         (o.batch_size > 0 and o.max_iters >= 0, "batch_size must be > 0 and max_iters >= 0"),
+        (o.grad_accum_steps > 0, f"grad_accum_steps must be >= 1, got {o.grad_accum_steps}"),
+        (r.ddp_timeout > 0, f"ddp_timeout must be > 0 seconds, got {r.ddp_timeout}"),
         (o.lr > 0 and o.min_lr >= 0, "lr must be > 0 and min_lr >= 0"),
         (o.warmup_iters >= 0 and o.grad_clip >= 0, "warmup_iters and grad_clip must be >= 0"),
         (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "betas must be in [0, 1)"),

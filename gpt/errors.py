@@ -38,3 +38,7 @@ class DisallowedSpecialError(TokenizerError):
 
 class NonFiniteLossError(RuntimeError):
     """The loss or gradient norm became NaN or Inf; the message names the step and the kept checkpoint."""
+
+
+class DistributedError(RuntimeError):
+    """The ranks of a data-parallel run disagree (data, flags, weights) or cannot work together."""

@@ -99,5 +99,7 @@ class TaskData:
                     f"longer than block_size + 1 = {block_size + 1} tokens and lost tokens from the start "
                     f"(prompt side); {cuts['completion']:,} of them lost answer tokens too")
         ids = {split: np.concatenate([s for s, _ in seq]) for split, seq in seqs.items()}
+        # what these ids are: the data, the tokenizer, the cut (ranks compare it under MPI)
+        self.report["cache_key"] = f"{self.report['sha256']}:{tokenizer_digest(tokenizer)}:{block_size}"
         return ids, tasks.TaskSampler(seqs, batch_size, seed)
 

@@ -26,14 +26,14 @@ def matmul_numba(a, b):
 
 
 # Below this many FLOPs per matrix product, BLAS runs on the calling thread only. OpenBLAS
-# splits any GEMM above ~0.5 MFLOP over all its threads; a split one waits for every
-# thread, and on a 2-core machine where another process holds a core that wait was a
-# scheduler slice: sampling's (64,128)@(128,384) forwards took ~260 ms each instead of ~3.
-# Products this small gain at most tens of microseconds from a second thread when the
-# machine is idle (the char-level lm_head, 12.8 MFLOP, stays above and keeps both threads).
-# A batch of products (attention's per-head matmuls) runs faster on one thread up to much
-# larger sizes: OpenBLAS splits each small matrix, not the batch, and pays a sync per item
-# (measured (8,6,256,64)@(8,6,64,256): 5.4 ms on one thread vs 8.7 ms on two).
+# splits any GEMM above ~0.5 MFLOP over all its threads, and a split one waits for every
+# thread: on a 2-core machine where another process holds a core, that wait is a whole
+# scheduler slice (~100x the product itself for sampling's small GEMMs), while products this
+# small gain at most tens of microseconds from a second thread when the machine is idle (the
+# char-level lm_head, 12.8 MFLOP, stays above and keeps both threads). A batch of products
+# (attention's per-head matmuls) runs faster on one thread up to much larger sizes: OpenBLAS
+# splits each small matrix, not the batch, and pays a sync per item (~1.6x slower on two
+# threads at (8,6,256,64)@(8,6,64,256)).
 SMALL_GEMM_FLOPS = 1 << 23
 SMALL_BATCHED_GEMM_FLOPS = 1 << 26   # per matrix of the batch
 

@@ -10,6 +10,7 @@ from collections import OrderedDict
 import numpy as np
 
 from minigrad import functional as F
+from minigrad.nn.flat import grad_home
 from minigrad.random import rng
 from minigrad.tensor import Tensor
 
@@ -17,10 +18,18 @@ from minigrad.tensor import Tensor
 class Parameter(Tensor):
     """A Tensor that a Module trains: requires grad unless told otherwise."""
 
-    __slots__ = ()
+    __slots__ = ("_flat",)  # (FlatParameters, lo, hi) when it lives in a flat buffer (nn/flat.py)
 
     def __init__(self, data, requires_grad=True, dtype=None):
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad, dtype)
+        self._flat = None
+
+    def _accumulate(self, g):
+        home = grad_home(self) if self.grad is None and getattr(self, "_flat", None) is not None else None
+        if home is None:
+            return super()._accumulate(g)
+        np.copyto(home, g)  # the first gradient since zero_grad lands in the flat buffer
+        self.grad = home
 
 
 class Module:

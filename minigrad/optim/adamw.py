@@ -45,24 +45,63 @@ class AdamW:
                 p.grad = None
 
     def step(self):
-        """One update of every parameter that has a gradient (others are skipped, as torch)."""
+        """One update of every parameter that has a gradient (others are skipped, as torch).
+        A group whose parameters are one span of a flat buffer (minigrad/nn/flat.py) is
+        updated by one kernel call over the span: the same arithmetic, element by element."""
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.get(id(p))
-                if state is None:
-                    state = self.state[id(p)] = {"step": 0, "exp_avg": np.zeros_like(p.data),
-                                                 "exp_avg_sq": np.zeros_like(p.data)}
-                state["step"] += 1
-                grad, decay = self._grad_and_decay(p, group)
-                kernels.adamw_update(p.data, grad, state["exp_avg"], state["exp_avg_sq"], group["lr"],
-                                     beta1, beta2, group["eps"], decay, state["step"])
+            if not self._step_flat(group):
+                for p in group["params"]:
+                    if p.grad is not None:
+                        state = self._state_of(p)
+                        state["step"] += 1
+                        self._update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], group, state["step"])
 
-    def _grad_and_decay(self, p, group):
+    def _update(self, data, grad, m, v, group, step):
+        grad, decay = self._grad_and_decay(data, grad, group)
+        kernels.adamw_update(data, grad, m, v, group["lr"], *group["betas"], group["eps"], decay, step)
+
+    def _grad_and_decay(self, data, grad, group):
         """AdamW decays the weights directly (decoupled), so the gradient goes in untouched."""
-        return p.grad, group["weight_decay"]
+        return grad, group["weight_decay"]
+
+    def _state_of(self, p):
+        state = self.state.get(id(p))
+        if state is None:
+            state = self.state[id(p)] = {"step": 0, "exp_avg": np.zeros_like(p.data),
+                                         "exp_avg_sq": np.zeros_like(p.data)}
+        return state
+
+    def _step_flat(self, group):
+        """The whole group in one call when it is one contiguous span of a flat buffer whose
+        parameters all have gradients and share one step count; False to go tensor by tensor."""
+        params = group["params"]
+        home = getattr(params[0], "_flat", None) if params else None
+        span = home[0].contiguous_span(params) if home is not None else None
+        steps = {self._state_of(p)["step"] for p in params} if span else ()
+        if len(steps) != 1:
+            return False
+        flat, (lo, hi) = home[0], span
+        m, v = self._flat_moments(flat, params)
+        for p in params:
+            self.state[id(p)]["step"] += 1
+        self._update(flat.data[lo:hi], flat.grad[lo:hi], m[lo:hi], v[lo:hi], group, steps.pop() + 1)
+        return True
+
+    def _flat_moments(self, flat, params):
+        """Moment buffers laid out like flat.data; each parameter's exp_avg / exp_avg_sq become
+        views of them (keeping their values), so state_dict still sees one array per tensor."""
+        moments = self.__dict__.setdefault("_moments", {})
+        if id(flat) not in moments:
+            moments[id(flat)] = (np.zeros_like(flat.data), np.zeros_like(flat.data))
+        m, v = moments[id(flat)]
+        for p in params:
+            _, lo, hi = p._flat
+            state = self.state[id(p)]
+            for key, buf in (("exp_avg", m), ("exp_avg_sq", v)):
+                if state[key].base is not buf:
+                    buf[lo:hi] = state[key].reshape(-1)
+                    state[key] = buf[lo:hi].reshape(p.shape)
+        return m, v
 
     # ---- exact resume -------------------------------------------------------------------
 
@@ -113,9 +152,9 @@ class Adam(AdamW):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    def _grad_and_decay(self, p, group):
+    def _grad_and_decay(self, data, grad, group):
         wd = group["weight_decay"]
-        return (p.grad + wd * p.data if wd else p.grad), 0.0
+        return (grad + wd * data if wd else grad), 0.0
 
 
 def _check_hyper(lr, betas, eps, weight_decay):
