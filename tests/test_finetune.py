@@ -219,3 +219,29 @@ def test_addition_from_scratch_is_learned(tmp_path, capsys):
                      "--out", str(tmp_path / "r.jsonl")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("exact match"))
     assert float(line.split()[2]) >= 90.0, line
+
+
+@pytest.mark.slow
+def test_lora_on_chats_under_two_ranks_equals_one_process(tmp_path, base):
+    """mpiexec -n 2 with batch 2 on a LoRA chat run = one process with batch 4: the global
+    batch is padded once and sharded, the loss counts every rank's answer tokens."""
+    import subprocess
+    import sys
+
+    from test_ddp import ROOT, argv, env, mpiexec
+    from test_grad_accum import LOSS_RTOL
+    data = jsonl(tmp_path, CHATS, "chat.jsonl")
+    flags = dict(preset="tiny", init_from=base, data=data, lora_rank=2, lora_targets="c_attn,c_fc",
+                 **dict(SMALL, max_iters=6, eval_interval=6, dropout=0.0))
+    outs = {}
+    for n, batch in ((1, 4), (2, 2)):
+        launcher = [mpiexec(), "-n", "2"] if n == 2 else []
+        cmd = launcher + [sys.executable, "-m", "gpt.cli", "train"] + argv(**dict(flags, batch_size=batch,
+                                                                                  out=str(tmp_path / f"n{n}")))
+        done = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr
+        outs[n] = [r["loss"] for r in read_metrics(tmp_path / f"n{n}" / "metrics.jsonl") if "loss" in r]
+    assert outs[2] == pytest.approx(outs[1], rel=LOSS_RTOL) and len(outs[1]) == 6
+    a = lora.adapter_tensors(checkpoint.load_model(tmp_path / "n1"))
+    b = lora.adapter_tensors(checkpoint.load_model(tmp_path / "n2"))
+    assert all(np.allclose(a[k], b[k], atol=1e-5) for k in a)

@@ -201,7 +201,9 @@ def test_sampler_epochs_cover_every_example_and_resume_exactly():
     lengths = [int((y[b] != -100).sum()) for x, y in seen[:2] for b in range(4)]
     assert lengths == [int(order[k]) % 5 + 1 for k in range(8)]
     evals = s.eval_batches("val", 5)
-    assert len(evals) == 1 and evals[0][0].shape[0] == 3  # the split once, in order
+    assert len(evals) == 1 and evals[0][0].shape[0] == 4  # the split once, in order, filled up
+    assert [int((y != -100).sum()) for y in evals[0][1]] == [1, 2, 3, 1]  # wraps to the first
+    assert len(s.eval_batches("train", 2)) == 2 and len(s.eval_batches("train", 9)) == 3
 
 
 # ---- built-in tasks --------------------------------------------------------------------------

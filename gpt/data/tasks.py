@@ -205,7 +205,8 @@ class TaskSampler:
 
     Training goes through the examples in epochs, each a fresh permutation drawn from
     (seed, epoch), so the state is two integers and resuming repeats nothing. Evaluation
-    scores the split's first examples in file order, the same ones every time."""
+    scores the split's first examples in file order, the same ones every time. batch_size
+    is the global batch: under MPI each rank keeps its rows of every batch."""
 
     def __init__(self, splits, batch_size, seed, pad_id=0):
         self.splits, self.batch_size, self.seed, self.pad_id = splits, batch_size, seed, pad_id
@@ -230,8 +231,11 @@ class TaskSampler:
         return collate(seqs, self.pad_id)
 
     def eval_batches(self, split, n):
+        """Up to n full batches over the split's first examples; the last one wraps around to
+        the split's start, so every batch has batch_size rows (what sharding over ranks needs)."""
         seqs, B = self.splits[split], self.batch_size
-        return [collate(seqs[i:i + B], self.pad_id) for i in range(0, min(n * B, len(seqs)), B)]
+        count = min(n * B, -(-len(seqs) // B) * B)  # whole batches covering the split at most once
+        return [collate([seqs[j % len(seqs)] for j in range(i, i + B)], self.pad_id) for i in range(0, count, B)]
 
     def state(self):
         return {"epoch": self.epoch, "pos": self.pos}
