@@ -61,9 +61,10 @@ def token_nll(logits, targets):
 # ---- task examples --------------------------------------------------------------------------
 
 def task_loss(model, seqs, batch_size):
-    """(mean nats per learned token, number of learned tokens) over (ids, trained) sequences."""
+    """(mean nats per learned token, number of learned tokens) over (ids, trained) sequences,
+    in eval mode (the model's mode is restored after)."""
+    was_training, total, count = model.training, 0.0, 0
     model.eval()
-    total, count = 0.0, 0
     with minigrad.no_grad():
         for i in range(0, len(seqs), batch_size):
             x, y = tasks.collate(seqs[i:i + batch_size])  # (B, T) each
@@ -71,6 +72,7 @@ def task_loss(model, seqs, batch_size):
             nll = token_nll(model(x)[0].data, np.where(learned, y, 0))  # (B, T)
             total += float(nll[learned].sum())
             count += int(learned.sum())
+    model.train(was_training)
     return total / max(count, 1), count
 
 

@@ -6,9 +6,10 @@ builtin:addition       "47+385=" -> "432": n-digit addition written as text (min
                        project, without its reversed answers). A pair and its swap
                        (a+b, b+a) always land in the same split, so a held-out sum was
                        never seen in either order.
-builtin:reverse-words  "reverse: the value of x\\n" -> "x of value the": reverse the order of
-                       3 to 5 lowercase words, the phrases cut from CPython's pydoc topics
-                       (they ship with Python).
+builtin:reverse-words  "reverse: the value of x =" -> " x of value the": reverse the order
+                       of 3 to 5 lowercase words, the phrases cut from CPython's pydoc topics
+                       (they ship with Python). The answer starts with a space so that with
+                       a BPE tokenizer each word is the same token as in the prompt.
 
 An item goes to the held-out split ("val", what `gpt eval` scores) when a fixed hash of
 its canonical text (the sorted pair; the phrase) falls in one tenth of the range, so
@@ -81,7 +82,7 @@ def reverse_words():
     for phrase in phrases:
         answer = " ".join(reversed(phrase.split(" ")))
         split = "val" if held_out(phrase) else "train"
-        splits[split].append(Example(prompt=f"reverse: {phrase}\n", completion=answer,
+        splits[split].append(Example(prompt=f"reverse: {phrase} =", completion=" " + answer,
                                      where=f"builtin:reverse-words {phrase!r}"))
     return _capped(splits, seed=0)
 
