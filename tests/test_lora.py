@@ -188,3 +188,30 @@ def test_we_open_an_adapter_peft_wrote(tmp_path):
     assert spec.use_rslora and spec.scaling == pytest.approx(5 / np.sqrt(3))
     assert np.abs(ours(ids)[0].data - theirs).max() < 1e-4
     assert np.abs(inference.forward(ours, ids) - theirs[:, -1]).max() < 1e-4
+
+
+def test_gradients_equal_peft_training_the_same_adapter(tmp_path):
+    """One masked loss, backward in both: every trainable tensor's gradient (LoRA A and B, the
+    new token rows reaching both the embedding and the tied head) equals PEFT's."""
+    torch, peft = require("torch"), require("peft")
+    model().save_pretrained(tmp_path / "base")
+    m, cfg, _ = adapted(targets=["c_attn", "c_fc"], tokens=True)
+    randomize_adapters(m)
+    lora.save_adapter(m, cfg, tmp_path / "adapter")
+    x, y = IDS[:, :-1], IDS[:, 1:].copy()
+    y[:, :4] = -100  # a prompt: no loss there
+    m.train()
+    _, loss = m(x, y)
+    loss.backward()
+    pm = peft.PeftModel.from_pretrained(_hf(tmp_path / "base", 43), str(tmp_path / "adapter"), is_trainable=True)
+    logits = pm.train()(torch.tensor(x)).logits
+    theirs = torch.nn.functional.cross_entropy(logits.reshape(-1, 43), torch.tensor(y).reshape(-1), ignore_index=-100)
+    theirs.backward()
+    assert float(loss.item()) == pytest.approx(float(theirs), rel=1e-5)
+    grads = {name: p.grad for name, p in pm.named_parameters() if p.requires_grad}
+    ours = {n: p.grad for n, p in m.named_parameters() if p.requires_grad}
+    assert len(grads) == len(ours) == 9
+    for name, g in ours.items():
+        key = "base_model.model." + (name.replace(".weight", ".default.weight") if ".lora_" in name else
+                                     "transformer.wte.token_adapter.trainable_tokens_delta.default")
+        assert np.abs(grads[key].numpy() - g).max() < 1e-6 * max(1.0, np.abs(g).max()), name
