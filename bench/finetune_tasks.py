@@ -45,11 +45,11 @@ RECIPES = {
         "scratch-char": dict(SCRATCH, tokenizer="char", max_iters=2000),
         "scratch-bpe": dict(SCRATCH, tokenizer="bpe", vocab_size=512, max_iters=2000),
         "full-ft": dict(batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=50, max_iters=1000),
-        "lora": dict(batch_size=64, lr=4e-3, min_lr=4e-4, warmup_iters=50, max_iters=1000,
+        "lora": dict(batch_size=64, lr=4e-3, min_lr=4e-4, warmup_iters=50, max_iters=1500,
                      lora_rank=16, lora_alpha=32.0, lora_targets="c_attn,c_proj,c_fc"),
     },
     "reverse-words": {
-        "scratch-char": dict(SCRATCH, n_layer=3, tokenizer="char", block_size=128, max_iters=2000),
+        "scratch-char": dict(SCRATCH, tokenizer="char", block_size=128, max_iters=1000),
         "full-ft": dict(batch_size=32, lr=1e-3, min_lr=1e-4, warmup_iters=50, max_iters=1000),
         "lora": dict(batch_size=32, lr=4e-3, min_lr=4e-4, warmup_iters=50, max_iters=1000,
                      lora_rank=16, lora_alpha=32.0, lora_targets="c_attn,c_proj,c_fc"),
