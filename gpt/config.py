@@ -1,6 +1,6 @@
 """Training configuration: dataclasses, presets, and the argparse flags generated from them.
 
-Every field of the four dataclasses below is one `gpt train` flag (`n_layer` ->
+Every field of the five dataclasses below is one `gpt train` flag (`n_layer` ->
 `--n-layer`; a bool `x` -> `--x/--no-x`), with its type, default and help text
 taken from the field itself, so the flags cannot drift from the config. The
 model's fields are GPTConfig's own (gpt/model.py), all but vocab_size, which the
@@ -27,7 +27,9 @@ def opt(default, help, choices=None):
 
 @dataclass
 class DataConfig:
-    data: typing.Optional[str] = opt(None, "UTF-8 text file or folder of .txt files "
+    data: typing.Optional[str] = opt(None, "UTF-8 text file or folder of .txt files; or task data: a "
+                                           ".jsonl file of {prompt, completion} or {messages} "
+                                           "examples, builtin:addition or builtin:reverse-words "
                                            "(default: CPython's bundled pydoc topics, no download)")
     tokenizer: str = opt("bpe", "'char', 'bpe' (trained on the train split) or a saved tokenizer file")
     vocab_size: int = opt(512, "BPE vocabulary size, used with --tokenizer bpe")
@@ -38,6 +40,7 @@ class DataConfig:
     dedup_lines: bool = opt(False, "drop exact repeats of non-blank lines (first copy kept)")
     errors: str = opt("strict", "invalid UTF-8: 'strict' stops with the byte offset, "
                                 "'replace' substitutes U+FFFD", choices=("strict", "replace"))
+    task_digits: int = opt(2, "digits of each number in builtin:addition")
 
 
 @dataclass
@@ -82,7 +85,17 @@ class RunConfig:
                                     "gradients at each evaluation")
 
 
-GROUPS = {"data": DataConfig, "model": GPTConfig, "optim": OptimConfig, "run": RunConfig}
+@dataclass
+class LoRAConfig:
+    lora_rank: int = opt(0, "LoRA rank: train low-rank adapters on the frozen --init-from model "
+                            "(0 = train every weight)")
+    lora_alpha: float = opt(8.0, "LoRA scaling numerator: updates are scaled by alpha / rank (PEFT's default 8)")
+    lora_dropout: float = opt(0.0, "dropout on the LoRA adapters' input")
+    lora_targets: str = opt("c_attn", "comma-separated module-path suffixes to adapt, as PEFT's "
+                                      "target_modules (c_attn, c_proj, c_fc, attn.c_proj, ...)")
+
+
+GROUPS = {"data": DataConfig, "model": GPTConfig, "optim": OptimConfig, "run": RunConfig, "lora": LoRAConfig}
 
 
 @dataclass
@@ -91,6 +104,7 @@ class TrainConfig:
     model: GPTConfig = field(default_factory=GPTConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -206,6 +220,8 @@ def explicit_flags(args):
 def build_config(explicit, base=None):
     """Defaults (or a saved run's config), then the preset (fresh runs only; every preset starts
     from "default"), then typed flags."""
+    if explicit.get("resume") and explicit.get("init_from"):
+        raise ConfigError("--resume and --init-from exclude each other")
     cfg = base if base is not None else TrainConfig()
     if base is None:
         preset = explicit.get("preset", cfg.run.preset)
@@ -216,7 +232,7 @@ def build_config(explicit, base=None):
 
 
 def validate(cfg):
-    m, o, d, r = cfg.model, cfg.optim, cfg.data, cfg.run
+    m, o, d, r, lo = cfg.model, cfg.optim, cfg.data, cfg.run, cfg.lora
     checks = [
         (m.n_embd % m.n_head == 0, f"n_embd ({m.n_embd}) must be divisible by n_head ({m.n_head})"),
         (min(m.n_layer, m.n_head, m.n_embd, m.block_size) > 0, "model sizes must be positive"),
@@ -232,9 +248,18 @@ def validate(cfg):
         (r.eval_interval > 0 and r.eval_iters > 0, "eval_interval and eval_iters must be > 0"),
         (r.log_interval > 0 and r.sample_tokens >= 0, "log_interval must be > 0, sample_tokens >= 0"),
         (r.threads is None or r.threads > 0, "threads must be > 0"),
-        (not (r.resume and r.init_from), "--resume and --init-from exclude each other"),
+        (lo.lora_rank >= 0 and lo.lora_alpha > 0, "lora_rank must be >= 0 and lora_alpha > 0"),
+        (0 <= lo.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {lo.lora_dropout}"),
+        (not lo.lora_rank or r.init_from or r.resume,
+         "--lora-rank adapts a trained model: give it --init-from BASE"),
+        (not lo.lora_rank or lora_targets(lo), "--lora-targets names no module"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
     return cfg
+
+
+def lora_targets(lora):
+    """--lora-targets as PEFT's target_modules list."""
+    return [t.strip() for t in lora.lora_targets.split(",") if t.strip()]

@@ -103,12 +103,15 @@ def forward(model, ids, cache=None, rows=None, attentions=None):
 
 
 def _linear(conv, x, step):
-    """Conv1D: x (..., in) @ W (in, out) + b; batch-invariant for a decoding step."""
-    bias = None if conv.bias is None else conv.bias.data
-    if step:
-        return kernels.linear_rowwise(x, conv.weight.data, bias)
-    y = kernels.matmul(x, conv.weight.data)  # (..., out)
-    return y if bias is None else y + bias
+    """Conv1D: x (..., in) @ W (in, out) + b, plus a LoRA adapter's scaling * x A^T B^T when
+    the layer has one (gpt/lora.py), computed low-rank rather than merged. A decoding step
+    uses the batch-invariant product, so a row's answer does not depend on the others."""
+    product = kernels.linear_rowwise if step else kernels.matmul
+    y = product(x, conv.weight.data)  # (..., out)
+    if getattr(conv, "lora_A", None) is not None:
+        h = product(x, conv.lora_A.weight.data.T)  # (..., in) @ (in, r) -> (..., r)
+        y = y + conv.scaling * product(h, conv.lora_B.weight.data.T)  # (..., r) @ (r, out)
+    return y if conv.bias is None else y + conv.bias.data
 
 
 def _layer_norm(ln, x):

@@ -1,7 +1,6 @@
 """`gpt serve` as a process: SIGTERM ends it gracefully with status 0; a checkpoint that cannot
 load, a busy port or a missing extra end it with a clear message before it listens; plain
 `gpt` never imports the serving stack."""
-import importlib.util
 import json
 import os
 import shutil
@@ -157,12 +156,35 @@ def test_connections_to_the_listening_socket_have_nagle_off(httpx):
     assert nodelay and nodelay[0] != 0
 
 
-def test_an_adapter_needs_its_config_and_lora_support_before_binding(httpx, folder, tmp_path):
+def test_a_bad_adapter_folder_stops_before_binding(httpx, folder, tmp_path):
     from gpt.serve.api import ServeConfig
     from gpt.serve.server import preflight
     with pytest.raises(ValueError, match="no adapter_config.json"):
         preflight(folder, str(tmp_path), ServeConfig())
-    (tmp_path / "adapter_config.json").write_text("{}")
-    if importlib.util.find_spec("gpt.lora") is None:  # with LoRA, loading is its own tests' business
-        with pytest.raises(ValueError, match="adapters need LoRA support"):
-            preflight(folder, str(tmp_path), ServeConfig())
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "PREFIX_TUNING"}')
+    with pytest.raises(ValueError, match="only LORA adapters"):
+        preflight(folder, str(tmp_path), ServeConfig())
+
+
+def test_an_adapter_is_served_as_checkpoint_load_applies_it(httpx, folder, tmp_path):
+    import numpy as np
+    from gpt import checkpoint, lora
+    from gpt.sample import generate
+    from serve_helpers import LiveServer
+    model, tok, _ = checkpoint.load(folder)
+    spec = lora.AdapterConfig(r=4, alpha=8, targets=["c_attn", "c_fc"], base=str(folder))
+    lora.apply_lora(model, spec)
+    rng = np.random.default_rng(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # B starts at zero; give the adapter something to say
+            p.data[...] = 0.5 * rng.standard_normal(p.shape)
+    lora.save_adapter(model, spec, str(tmp_path))
+    adapted, _, _ = checkpoint.load(folder, str(tmp_path))
+    base, _, _ = checkpoint.load(folder)
+    ids = tok.encode("Where the bee")
+    want = tok.decode(generate(adapted.eval(), ids, 12, do_sample=False)[0][len(ids):])
+    assert want != tok.decode(generate(base.eval(), ids, 12, do_sample=False)[0][len(ids):])
+    with LiveServer(folder, adapter=str(tmp_path)) as s:
+        r = httpx.post(s.url + "/v1/completions", json={"prompt": "Where the bee", "max_tokens": 12,
+                                                         "temperature": 0, "ignore_eos": True}, timeout=60)
+    assert r.status_code == 200 and r.json()["choices"][0]["text"] == want

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import uvicorn
 
-from gpt import checkpoint, inference
-from gpt.chat import ChatTemplate
-from gpt.errors import CheckpointError, ConfigError
+from gpt import checkpoint, inference, lora
+from gpt.errors import ConfigError
 from gpt.hf import weights
 from gpt.hf.pretrained import open_pretrained
 from gpt.model import GPT
@@ -68,37 +67,28 @@ def _config(args):
 
 def preflight(ckpt, adapter, config):
     """Check everything that can be checked without reading the weights; returns load(metrics),
-    which reads them and builds the Engine."""
-    folder = checkpoint.recover(ckpt)
+    which reads them and builds the Engine. With an adapter (gpt/lora.py), the tokenizer and
+    chat template are the adapter's when it has them (fine-tuning may add special tokens)."""
+    folder, adapter = checkpoint.with_adapter(ckpt, adapter)
     checkpoint.read_trainer_state_or_none(folder)  # a damaged trainer state is an error here too
-    tokenizer = checkpoint.load_tokenizer(folder)
+    tokenizer = checkpoint.load_tokenizer(folder, adapter)
     model, files = open_pretrained(GPT, folder)
-    checkpoint.check_vocab(model, tokenizer, folder)
-    template = ChatTemplate.load(folder)
-    lora = None if adapter is None else _lora(adapter)
+    if adapter is None:
+        checkpoint.check_vocab(model, tokenizer, folder)
+    else:
+        lora.read_config(adapter)  # a bad adapter_config.json stops us before binding
+    template = checkpoint.load_template(folder, adapter)
 
     def load(metrics):
         weights.load_into(model, files).eval()
-        if lora is not None:
-            lora.load_adapter(model, adapter)
+        if adapter is not None:
+            checkpoint.attach_adapter(model, adapter)
+            checkpoint.check_vocab(model, tokenizer, adapter)
         _warm_up(model)
         scheduler = Scheduler(model, tokenizer, config.max_batch, config.max_queue, metrics).start()
         print("gpt serve: ready", flush=True)
         return Engine(model, tokenizer, template, scheduler, metrics)
     return load
-
-
-def _lora(folder):
-    """The LoRA module that applies an adapter folder (PEFT's layout), checked before binding.
-    Adapters come with the fine-tuning work: gpt.lora.load_adapter(model, folder)."""
-    if not (Path(folder) / "adapter_config.json").is_file():
-        raise CheckpointError(f"--adapter {folder}: no adapter_config.json there")
-    try:
-        from gpt import lora
-    except ImportError:
-        raise CheckpointError(f"--adapter {folder}: adapters need LoRA support (gpt/lora.py, "
-                              "load_adapter), which this version of gpt lacks") from None
-    return lora
 
 
 def _warm_up(model):

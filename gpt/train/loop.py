@@ -22,7 +22,7 @@ from gpt.sample import generate, prompt_ids
 from gpt.train.progress import MetricsLog, Progress, fmt_duration, plot_losses, read_metrics
 from gpt.train.ddp import connect
 from gpt.train.run import build_run, default_out
-from gpt.train.step import compile_step, evaluate, train_step
+from gpt.train.step import IGNORE, compile_step, evaluate, train_step
 from gpt.train.tensorboard import Board, summary_writer
 
 
@@ -120,7 +120,8 @@ def _step(run, it, progress):
     tok_s = tokens / max(time.perf_counter() - t0, 1e-9)
     progress.update(it + 1, loss, lr, tok_s)
     record = {"iter": it + 1, "loss": loss, "lr": lr, "tokens_per_s": round(tok_s, 1), "grad_norm": norm,
-              "elapsed_s": round(progress.elapsed(), 3)}
+              "elapsed_s": round(progress.elapsed(), 3),  # targets with a loss (task data masks prompts),
+              "counted_tokens": sum(int((y != IGNORE).sum()) for _, y in batches)}  # this process's
     if run.ddp.size > 1:  # time in the gradient Allreduce, waiting for slower ranks included
         record["allreduce_s"] = round(run.ddp.reduce_seconds - reduced, 6)
     return record
