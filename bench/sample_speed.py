@@ -3,10 +3,10 @@
 whole context for every token (use_cache=False), and a plain PyTorch loop over the same
 model and weights recomputing the context (no cache).
 
-generate() runs on GPT.decode (gpt/decode.py), the forward pass on bare arrays, with or
-without the cache, so "cache speed-up" compares the two algorithms on the same code. The
-last column is the loop a user would write over the Tensor forward pass (model(ids) under
-no_grad, recomputing): what generate cost before decode.py existed.
+generate() runs on gpt/inference.py's forward pass on bare arrays, with or without the
+cache, so "cache speed-up" compares the two algorithms on the same code. The last column is
+the loop a user would write over the Tensor forward pass (model(ids) under no_grad,
+recomputing), which skips the bare-array path altogether.
 
     python bench/sample_speed.py              # block 64 (the training shape) and block 320
     python bench/sample_speed.py --quick
