@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from step_vs_torch import CONFIGS  # noqa: E402
+from step_vs_torch import CONFIGS, build_pair  # noqa: E402
 
 TIMES = collections.defaultdict(float)   # "Op.forward" -> seconds, summed over timed steps
 CALLS = collections.Counter()
@@ -91,16 +91,12 @@ def main(argv=None):
     steps = 5 if args.quick else args.steps
     import minigrad
     from minigrad.nn import utils
-    from gpt.model import GPT, GPTConfig
     minigrad.runtime.tune()
     minigrad.kernels.set_num_threads(args.threads)
     from threadpoolctl import threadpool_limits
     threadpool_limits(args.threads)
-    L, H, C, T, B, V = CONFIGS[args.config]
-    minigrad.manual_seed(0)
-    cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0, bias=False)
-    model = GPT(cfg)
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
+    cfg, B, (model, opt), _ = build_pair(args.config, with_torch=False)  # as bench/step_vs_torch.py
+    T, V = cfg.block_size, cfg.vocab_size
     instrument()
     rng = np.random.default_rng(0)
     walls, cpus = [], []
