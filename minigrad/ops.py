@@ -304,5 +304,15 @@ class MatMul(Function):
     def backward(self, g):
         g = np.ascontiguousarray(g)  # often a read-only broadcast view (from sum)
         da = kernels.matmul(g, np.swapaxes(self.b, -1, -2)) if self.needs_input_grad[0] else None
-        db = kernels.matmul(np.swapaxes(self.a, -1, -2), g) if self.needs_input_grad[1] else None
+        db = None
+        if self.needs_input_grad[1] and _transposed(self.b):
+            # b is a transposed weight (x @ W.T): write dW = d out^T @ a in W's own layout, so
+            # that the transpose back and the accumulation into W's gradient need no strided copy
+            db = kernels.matmul(np.swapaxes(g, -1, -2), self.a).swapaxes(-1, -2)
+        elif self.needs_input_grad[1]:
+            db = kernels.matmul(np.swapaxes(self.a, -1, -2), g)
         return da, db
+
+
+def _transposed(b):
+    return b.ndim == 2 and not b.flags.c_contiguous and b.T.flags.c_contiguous
