@@ -115,6 +115,10 @@ def mk_adamw(rng, dt, spec):
     return p, g, m, v, 3e-4, 0.9, 0.95, 1e-8, 0.1, step
 
 
+def mk_scale(rng, dt, shape):
+    return rand(rng, shape, dt), 0.37
+
+
 MAKERS = {
     "matmul": mk_matmul,
     "softmax_forward": mk_x, "softmax_backward": mk_softmax_bwd,
@@ -125,7 +129,7 @@ MAKERS = {
     "cross_entropy_forward": mk_ce_fwd, "cross_entropy_backward": mk_ce_bwd,
     "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd,
     "embedding_backward": mk_emb_bwd,
-    "adamw_update": mk_adamw,
+    "adamw_update": mk_adamw, "sum_squares": mk_x, "scale": mk_scale,
 }
 
 CASES = [
@@ -194,17 +198,23 @@ CASES = [
     ("adamw_update",           ((1,), 1)),
     ("adamw_update",           ((5, 7), 1)),
     ("adamw_update",           ((3, 64, 33), 1000)),
+    ("adamw_update",           ((300, 1000), 3)),                          # several threads' pieces
+    ("sum_squares",            (1,)),
+    ("sum_squares",            (5, 7)),
+    ("sum_squares",            (300, 1001)),                               # many chunks, a short last one
+    ("scale",                  (1,)),
+    ("scale",                  (300, 1001)),
 ]
 
 DTYPES = [np.float32, np.float64]
 
 
 def run(name, fn, args):
-    """Call a kernel; for the in-place adamw return the updated (param, m, v)."""
-    if name == "adamw_update":
+    """Call a kernel; for the in-place adamw and scale return the updated arrays."""
+    if name in ("adamw_update", "scale"):
         args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         assert fn(*args) is None
-        return args[0], args[2], args[3]
+        return (args[0], args[2], args[3]) if name == "adamw_update" else args[0]
     return fn(*args)
 
 
@@ -239,10 +249,10 @@ def test_numba_matches_twin(case, dtype):
     got = flat(run(name, fast, args))
     for i, (g, w) in enumerate(zip(got, want)):
         assert_close(g, w, TWIN_TOL[dtype], f"{name} output {i}")
-        if g is not None and np.asarray(g).dtype.kind == "f":
+        if isinstance(g, np.ndarray) and g.dtype.kind == "f":   # (sum_squares gives a Python float)
             assert np.asarray(g).dtype == dtype, f"{name} output {i} dtype {np.asarray(g).dtype}"
             assert np.asarray(w).dtype == dtype, f"twin {name} output {i} dtype {np.asarray(w).dtype}"
-    for a, s in zip(args, saved):   # no kernel mutates its inputs (adamw runs on copies)
+    for a, s in zip(args, saved):   # no kernel mutates its inputs (adamw and scale run on copies)
         if isinstance(a, np.ndarray):
             np.testing.assert_array_equal(a, s, err_msg=f"{name} mutated an input")
 

@@ -28,9 +28,13 @@ def _inputs(dtype):
 def _run_all(x, q, k, v, dout, w, b):
     y, t = nb.gelu_forward_keep_tanh(x)
     out, lse = nb.attention_forward(q, k, v, 0.2)
+    p, m, v2 = x.copy(), 0.1 * y, np.abs(t)
+    nb.adamw_update(p, y, m, v2, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7)
+    scaled = x.copy()
+    nb.scale(scaled, 0.3)
     return [y, t, nb.gelu_forward(x), nb.gelu_backward(x, y), nb.gelu_backward_with_tanh(x, t, y),
             out, lse, *nb.attention_backward(dout, q, k, v, out, lse, 0.2),
-            *nb.layer_norm_forward(x, w, b, 1e-5)]
+            *nb.layer_norm_forward(x, w, b, 1e-5), p, m, v2, scaled, np.float64(nb.sum_squares(x))]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -32,7 +32,7 @@ _MODULES = {
     "cross_entropy_forward": loss, "cross_entropy_backward": loss,
     "attention_forward": attention, "attention_backward": attention,
     "embedding_backward": embedding,
-    "adamw_update": optim,
+    "adamw_update": optim, "sum_squares": optim, "scale": optim,
 }
 
 
@@ -174,6 +174,16 @@ def embedding_backward(ids, dy, num_embeddings):
 def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     """torch.optim.AdamW step, in place on param, m and v (step counts from 1)."""
     return _impl.adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+
+
+def sum_squares(x):
+    """sum(x * x) accumulated in float64, as a Python float; the same for any thread count."""
+    return _impl.sum_squares(x)
+
+
+def scale(x, s):
+    """x *= s in place (s cast to x's dtype first)."""
+    return _impl.scale(x, s)
 
 
 __all__ = ["BACKENDS", "KERNELS", "numpy_impl", "numba_impl", "set_backend", "get_backend",

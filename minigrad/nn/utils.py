@@ -1,7 +1,7 @@
 """Utilities over a model's parameters, as torch.nn.utils."""
 import math
 
-import numpy as np
+from minigrad import kernels
 
 
 def clip_grad_norm_(params, max_norm):
@@ -12,9 +12,9 @@ def clip_grad_norm_(params, max_norm):
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
-    total = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
+    total = math.sqrt(sum(kernels.sum_squares(g) for g in grads))  # each in float64
     coef = max_norm / (total + 1e-6)
     if coef < 1:
         for g in grads:
-            g *= g.dtype.type(coef)
+            kernels.scale(g, coef)
     return total
