@@ -32,9 +32,12 @@ def _run_all(x, q, k, v, dout, w, b):
     nb.adamw_update(p, y, m, v2, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7)
     scaled = x.copy()
     nb.scale(scaled, 0.3)
+    logits, targets = x.reshape(-1, 128), (np.arange(96 * 64) * 7) % 128
+    loss, ce_lse = nb.cross_entropy_forward(logits, targets, -100)
+    dlogits = nb.cross_entropy_backward(logits, targets, ce_lse, -100, 1.0)
     return [y, t, nb.gelu_forward(x), nb.gelu_backward(x, y), nb.gelu_backward_with_tanh(x, t, y),
             out, lse, *nb.attention_backward(dout, q, k, v, out, lse, 0.2),
-            *nb.layer_norm_forward(x, w, b, 1e-5), p, m, v2, scaled, np.float64(nb.sum_squares(x))]
+            *nb.layer_norm_forward(x, w, b, 1e-5), p, m, v2, scaled, np.float64(nb.sum_squares(x)), loss, ce_lse, dlogits]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
