@@ -309,9 +309,6 @@ def matmul(a, b):
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch dims of {a.shape} and {b.shape} do not broadcast") from None
-    if b.ndim == 2 and a.ndim > 2:
-        # (B, T, C) @ (C, N) as one (B*T, C) @ (C, N) GEMM, so the weight's gradient is one GEMM too
-        return ops.MatMul.apply(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
     return ops.MatMul.apply(a, b)
 
 

@@ -299,19 +299,21 @@ class Cat(Function):
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
-        return kernels.matmul(a, b)
+        return kernels.matmul(a, b)  # (B, T, C) @ (C, N) runs as one (B*T, C) @ (C, N) GEMM
 
     def backward(self, g):
         g = np.ascontiguousarray(g)  # often a read-only broadcast view (from sum)
-        da = kernels.matmul(g, np.swapaxes(self.b, -1, -2)) if self.needs_input_grad[0] else None
-        db = None
-        if self.needs_input_grad[1] and _transposed(self.b):
-            # b is a transposed weight (x @ W.T): write dW = d out^T @ a in W's own layout, so
-            # that the transpose back and the accumulation into W's gradient need no strided copy
-            db = kernels.matmul(np.swapaxes(g, -1, -2), self.a).swapaxes(-1, -2)
-        elif self.needs_input_grad[1]:
-            db = kernels.matmul(np.swapaxes(self.a, -1, -2), g)
-        return da, db
+        a, b = self.a, self.b
+        da = kernels.matmul(g, np.swapaxes(b, -1, -2)) if self.needs_input_grad[0] else None
+        if not self.needs_input_grad[1]:
+            return da, None
+        if b.ndim == 2:  # b is shared by every row of a: its gradient is one GEMM over all rows
+            a, g = a.reshape(-1, a.shape[-1]), g.reshape(-1, g.shape[-1])  # (B*T, C), (B*T, N)
+        if _transposed(b):
+            # b is a transposed weight (x @ W.T, the tied lm_head): write dW = d out^T @ a in W's
+            # own layout, so the transpose back and the accumulation into W's gradient are free
+            return da, kernels.matmul(g.T, a).T
+        return da, kernels.matmul(np.swapaxes(a, -1, -2), g)
 
 
 def _transposed(b):
