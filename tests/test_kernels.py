@@ -187,11 +187,15 @@ CASES = [
     ("attention_forward",      (1, 2, 3, 8, 4)),                           # Tq < Tk
     ("attention_forward",      (2, 2, 1, 9, 16)),                          # KV-cache step
     ("attention_forward",      (2, 4, 64, 64, 32)),
+    ("attention_forward",      (1, 2, 130, 150, 8)),                       # query blocks, Tq < Tk
+    ("attention_forward",      (2, 3, 256, 256, 16)),                      # 4 query blocks
     ("attention_backward",     (1, 1, 1, 1, 1)),
     ("attention_backward",     (2, 3, 7, 7, 5)),
     ("attention_backward",     (1, 2, 3, 8, 4)),
     ("attention_backward",     (2, 2, 1, 9, 16)),
     ("attention_backward",     (2, 4, 64, 64, 32)),
+    ("attention_backward",     (1, 2, 130, 150, 8)),
+    ("attention_backward",     (2, 3, 256, 256, 16)),
     ("embedding_backward",     ((1,), 1, 1)),
     ("embedding_backward",     ((3, 5), 4, 7)),                            # many repeats
     ("embedding_backward",     ((4, 33), 65, 48)),

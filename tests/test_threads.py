@@ -20,7 +20,7 @@ def thread_count():
 def _inputs(dtype):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((96, 64, 128)).astype(dtype)       # 786k elements: several pieces
-    q, k, v, dout = (rng.standard_normal((8, 4, 64, 32)).astype(dtype) for _ in range(4))
+    q, k, v, dout = (rng.standard_normal((8, 4, 160, 32)).astype(dtype) for _ in range(4))  # 2 query blocks
     w, b = rng.standard_normal(128).astype(dtype), rng.standard_normal(128).astype(dtype)
     return x, q, k, v, dout, w, b
 
