@@ -26,6 +26,7 @@ from minigrad.nn.state import StateFileError
 from gpt import checkpoint, data, evaluate
 from gpt.config import TrainConfig, add_flags, build_config, explicit_flags
 from gpt.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TokenizerError
+from gpt.quantize import quantize_int8
 from gpt.sample import generate, stream
 from gpt.tokenizer import cli as tokenizer_cli, load_tokenizer
 from gpt.train import train
@@ -65,6 +66,7 @@ def _add_sample(sub):
     p.add_argument("--num-samples", type=int, default=1, help="independent samples (default: 1)")
     p.add_argument("--seed", type=int, default=None, help="make sampling repeatable")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    _add_quantize(p)
     p.set_defaults(func=guarded(cmd_sample))
 
 
@@ -78,7 +80,18 @@ def _add_eval(sub):
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward (default: 8)")
     p.add_argument("--errors", choices=("strict", "replace"), default=None,
                    help="invalid UTF-8 handling (default: the training run's)")
+    _add_quantize(p)
     p.set_defaults(func=guarded(cmd_eval))
+
+
+def _add_quantize(p):
+    p.add_argument("--quantize", choices=("int8",), default=None,
+                   help="int8: weight-only int8 matmuls (per-output-channel scales; gpt/quantize.py), "
+                        "about 4x less memory to read per token")
+
+
+def _quantized(model, args):
+    return quantize_int8(model) if args.quantize == "int8" else model
 
 
 def guarded(command):
@@ -135,6 +148,7 @@ def cmd_sample(args):
     if args.max_new_tokens < 0 or args.num_samples < 1:
         raise ConfigError("--max-new-tokens must be >= 0 and --num-samples >= 1")
     model, tokenizer = _model_and_tokenizer(args)
+    model = _quantized(model, args)
     ids = _prompt_ids(args, tokenizer)
     kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     for n in range(args.num_samples):
@@ -158,6 +172,7 @@ def cmd_sample(args):
 
 def cmd_eval(args):
     model, tokenizer, state = checkpoint.load(args.ckpt)
+    model = _quantized(model, args)
     # clean the text as training did; a Hugging Face folder has no training config: the defaults
     dcfg = TrainConfig.from_dict(state["config"] if state else {}).data
     dcfg.data = args.data

@@ -19,6 +19,8 @@ import numpy as np
 
 from minigrad import kernels
 
+from gpt.quantize import Int8Linear
+
 
 class KVCache:
     """Keys and values of every layer for a batch of sequences, allocated once.
@@ -66,11 +68,15 @@ def forward(model, ids, cache=None, rows=None):
     if cache is not None:
         cache.lengths[rows] += T
     x = _layer_norm(tr.ln_f, x[:, -1])  # (N, C): the last position is all a sampler needs
+    if isinstance(model.lm_head, Int8Linear):  # int8 head (gpt/quantize.py)
+        return model.lm_head.product(x)  # (N, C) -> (N, V)
     return kernels.matmul(x, model.lm_head.weight.data.T)  # (N, C) @ (C, V) -> (N, V)
 
 
 def _linear(conv, x):
     """Conv1D: x (..., in) @ W (in, out) + b."""
+    if isinstance(conv, Int8Linear):  # int8 weights (gpt/quantize.py) bring their own product
+        return conv.product(x)
     y = kernels.matmul(x, conv.weight.data)  # (..., out)
     return y if conv.bias is None else y + conv.bias.data
 

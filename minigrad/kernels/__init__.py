@@ -18,7 +18,7 @@ from types import SimpleNamespace
 # The kernels are compiled serial and split over Python threads (kernels/threads.py says why),
 # so no OpenMP pool is started and OMP_WAIT_POLICY is left as the user set it.
 
-from . import activation, attention, embedding, loss, matmul as _matmul, norm, optim, softmax, threads
+from . import activation, attention, embedding, int8, loss, matmul as _matmul, norm, optim, softmax, threads
 
 BACKENDS = ("numba", "numpy")
 
@@ -33,6 +33,7 @@ _MODULES = {
     "attention_forward": attention, "attention_backward": attention,
     "embedding_backward": embedding,
     "adamw_update": optim, "sum_squares": optim, "scale": optim,
+    "quantize_rows": int8, "linear_int8": int8,
 }
 
 
@@ -184,6 +185,16 @@ def sum_squares(x):
 def scale(x, s):
     """x *= s in place (s cast to x's dtype first)."""
     return _impl.scale(x, s)
+
+
+def quantize_rows(w):
+    """w (M, K) float -> (wq (M, K) int8, scale (M,) float32), symmetric, one scale per row."""
+    return _impl.quantize_rows(w)
+
+
+def linear_int8(x, wq, scale, bias=None):
+    """x (..., K) float32 @ the int8 rows wq (M, K), times scale (M,), plus bias -> (..., M)."""
+    return _impl.linear_int8(x, wq, scale, bias)
 
 
 __all__ = ["BACKENDS", "KERNELS", "numpy_impl", "numba_impl", "set_backend", "get_backend",
