@@ -21,8 +21,8 @@ def quantize_rows_numpy(w):
     peak = np.abs(w).max(axis=1)
     scale = (peak / INT8_MAX).astype(np.float32)
     safe = np.where(scale > 0, scale, np.float32(1))  # an all-zero row: wq 0, scale 0
-    wq = np.clip(np.rint(w / safe[:, None]), -INT8_MAX, INT8_MAX).astype(np.int8)
-    return wq, scale
+    wq = np.clip(np.rint(w / safe[:, None]), -INT8_MAX, INT8_MAX)
+    return np.ascontiguousarray(wq, dtype=np.int8), scale  # rows contiguous, as the product reads them
 
 
 # linear_int8: y[n, m] = scale[m] * sum_k x[n, k] wq[m, k]  (+ bias[m]), summed in float32
@@ -32,48 +32,26 @@ def linear_int8_numpy(x, wq, scale, bias=None):
 
 
 # ---- Numba ---------------------------------------------------------------------------------
-# Decoding multiplies a handful of rows (one per sequence) by each weight matrix: one dot
-# product per output over a contiguous int8 row, vectorised by LLVM (16 int8 widened to
-# float32 per instruction, four accumulators), the row served from L1 to every row of x.
+# Decoding multiplies a handful of rows (one per sequence) by each weight matrix:
+# kernels/matmul.py's dot_rows, one dot product per output over a contiguous int8 row,
+# vectorised by LLVM (16 int8 widened to float32 per instruction, four accumulators).
 # Each output's sum is done the same way whatever the other rows are and whichever thread
-# computes it, so results do not depend on the batch or on the thread count. Outputs are
-# split over threads in contiguous pieces. Many rows (a prompt, an evaluation batch) are
-# compute-bound instead: there the int8 rows are widened to a float32 copy once per call
-# and the product goes to BLAS.
+# computes it, so results do not depend on the batch or on the thread count. Many rows (a
+# prompt, an evaluation batch) are compute-bound instead: there the int8 rows are widened
+# to a float32 copy once per call and the product goes to BLAS.
 
-from numba import njit  # noqa: E402
-
-from . import threads  # noqa: E402
-from .common import FASTMATH  # noqa: E402
-from .matmul import matmul_numba  # noqa: E402
-
-MAX_DOT_ROWS = 16     # up to this many rows of x, the int8 dot-product kernel; above, BLAS
-MIN_PIECE = 1 << 18   # weights per thread: below this a hand-over (~30 us) costs more than it saves
-
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _dot_rows(x, wq, scale, y, m_lo, m_hi):
-    """y[:, m] = scale[m] * (x @ wq[m]) for m in m_lo:m_hi."""
-    N, K = x.shape
-    for m in range(m_lo, m_hi):
-        row = wq[m]
-        for n in range(N):
-            xn = x[n]
-            acc = np.float32(0)
-            for k in range(K):
-                acc += xn[k] * np.float32(row[k])
-            y[n, m] = acc * scale[m]
+from .matmul import SKINNY_ROWS, dot_rows, matmul_numba, split_outputs  # noqa: E402
 
 
 def linear_int8_numba(x, wq, scale, bias=None):
     M, K = wq.shape
     x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, K)  # (..., K) -> (N, K)
-    if len(x2) > MAX_DOT_ROWS:
+    if len(x2) > SKINNY_ROWS:
         y = matmul_numba(x2, wq.T.astype(np.float32)) * scale
     else:
         y = np.empty((len(x2), M), np.float32)
         if len(x2):
-            threads.split(lambda lo, hi: _dot_rows(x2, wq, scale, y, lo, hi), M, -(-MIN_PIECE // K))
+            split_outputs(lambda lo, hi: dot_rows(x2, wq, scale, y, lo, hi), M, K)
     if bias is not None:
         y += bias
     return y.reshape(x.shape[:-1] + (M,))
