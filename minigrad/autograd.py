@@ -8,8 +8,8 @@ fused.py; this file only knows the protocol they follow.
 
 It does not import the Tensor class (tensor.py imports this file): a tensor here
 is anything with `data`, `requires_grad`, `_ctx` (the Function that made it),
-`_retain` and `_accumulate`, and an op's output is wrapped by its first input's
-`_make`.
+`_retain`, `_accumulate` and `_grad_buffer`, and an op's output is wrapped by its
+first input's `_make`.
 """
 import numpy as np
 
@@ -80,9 +80,18 @@ class Function:
     and `backward(grad) -> one gradient per input (None where not needed)`.
     What backward needs is stored on `self` during forward, never elsewhere."""
 
+    _grad_buffers = ()  # offered by backward() just before self.backward runs: see grad_buffer
+
     def __init__(self, *inputs):
         self.inputs = inputs
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+
+    def grad_buffer(self, i):
+        """An array (input i's shape and dtype) that backward may write input i's gradient into,
+        or None. Offered for a leaf whose only consumer is this node and whose gradient this is
+        the first since zero_grad, when the leaf has a slot of its own (a flat parameter buffer,
+        minigrad/nn/flat.py): a product written there needs no copy into the slot."""
+        return self._grad_buffers[i] if i < len(self._grad_buffers) else None
 
     def forward(self, *arrays, **kwargs):
         raise NotImplementedError
@@ -104,14 +113,16 @@ class Function:
 def backward(root, grad, retain_graph=False):
     """Push `grad` (d out / d root) back to every leaf that requires grad."""
     grads = {id(root): grad}  # id(tensor) -> gradient flowing into it so far
-    for t in reversed(_topo_order(root)):
+    order = _topo_order(root)
+    single = _single_use_leaves(order)
+    for t in reversed(order):
         g = grads.pop(id(t), None)
         if g is None:
             continue
         if t._ctx is None or t._retain:
             t._accumulate(g)
         if t._ctx is not None:
-            _backprop_node(t._ctx, g, grads, retain_graph)
+            _backprop_node(t._ctx, g, grads, retain_graph, single)
 
 
 def _topo_order(root):
@@ -140,7 +151,20 @@ def _topo_order(root):
     return order
 
 
-def _backprop_node(ctx, g, grads, retain_graph):
+def _single_use_leaves(order):
+    """ids of the leaves that exactly one input slot of one node consumes."""
+    uses = {}
+    for t in order:
+        if t._ctx is not None:
+            for p in t._ctx.inputs:
+                if p._ctx is None and p.requires_grad:
+                    uses[id(p)] = uses.get(id(p), 0) + 1
+    return {k for k, n in uses.items() if n == 1}
+
+
+def _backprop_node(ctx, g, grads, retain_graph, single=()):
+    if any(id(inp) in single for inp in ctx.inputs):
+        ctx._grad_buffers = tuple(inp._grad_buffer() if id(inp) in single else None for inp in ctx.inputs)
     in_grads = ctx.backward(g)
     if not isinstance(in_grads, tuple):
         in_grads = (in_grads,)

@@ -313,7 +313,7 @@ class MatMul(Function):
             # b is a transposed weight (x @ W.T, the tied lm_head): write dW = d out^T @ a in W's
             # own layout, so the transpose back and the accumulation into W's gradient are free
             return da, kernels.matmul(g.T, a).T
-        return da, kernels.matmul(np.swapaxes(a, -1, -2), g)
+        return da, kernels.matmul(np.swapaxes(a, -1, -2), g, out=self.grad_buffer(1) if b.ndim == 2 else None)
 
 
 def _transposed(b):

@@ -92,9 +92,10 @@ def get_num_threads():
 
 # ---- dispatch: the only functions the autograd layer calls -------------------------------
 
-def matmul(a, b):
-    """np.matmul semantics (N-d, broadcast batch dims); transposed views are fine."""
-    return _impl.matmul(a, b)
+def matmul(a, b, out=None):
+    """np.matmul semantics (N-d, broadcast batch dims); transposed views are fine. out: an
+    array of the result's shape and dtype to write it into (returned)."""
+    return _impl.matmul(a, b, out)
 
 
 def softmax_forward(x):

@@ -26,11 +26,13 @@ from .threads import one_blas_thread
 
 
 # matmul: c[..., i, j] = sum_k a[..., i, k] * b[..., k, j]
-def matmul_numpy(a, b):
-    return np.matmul(a, b)
+def matmul_numpy(a, b, out=None):
+    return np.matmul(a, b, out=out)
 
 
-def matmul_numba(a, b):
+def matmul_numba(a, b, out=None):
+    if out is not None:
+        return _matmul(a, b, out)
     if a.ndim == 2 and b.ndim == 2 and a.shape[0] <= SKINNY_ROWS and b.size >= SKINNY_MIN_WEIGHTS:
         return _skinny(a, b)
     if a.ndim > 2 and b.ndim == 2:
@@ -52,15 +54,15 @@ SMALL_GEMM_FLOPS = 1 << 23
 SMALL_BATCHED_GEMM_FLOPS = 1 << 26   # per matrix of the batch
 
 
-def _matmul(a, b):
+def _matmul(a, b, out=None):
     rows = a.shape[-2] if a.ndim > 1 else 1          # 1-d operands as in np.matmul
     cols = b.shape[-1] if b.ndim > 1 else 1
     flops = 2 * rows * a.shape[-1] * cols
     batched = a.ndim > 2 and b.ndim > 2
     if flops >= (SMALL_BATCHED_GEMM_FLOPS if batched else SMALL_GEMM_FLOPS):
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     with one_blas_thread():
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
 
 
 # ---- few rows times large weights (decoding) ----------------------------------------------

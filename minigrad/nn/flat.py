@@ -77,3 +77,9 @@ def grad_home(p):
 def _is_view(array, buffer, home):
     return (array.base is buffer or array.base is not None and array.base.base is buffer) and \
         array.__array_interface__["data"][0] == buffer.__array_interface__["data"][0] + home[1] * buffer.itemsize
+
+
+def same_memory(a, b):
+    """True when a and b are the same elements of the same memory (views alike)."""
+    return a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype and \
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]

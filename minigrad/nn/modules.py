@@ -10,7 +10,7 @@ from collections import OrderedDict
 import numpy as np
 
 from minigrad import functional as F
-from minigrad.nn.flat import grad_home
+from minigrad.nn.flat import grad_home, same_memory
 from minigrad.random import rng
 from minigrad.tensor import Tensor
 
@@ -24,11 +24,15 @@ class Parameter(Tensor):
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad, dtype)
         self._flat = None
 
+    def _grad_buffer(self):
+        return grad_home(self) if self.grad is None and getattr(self, "_flat", None) is not None else None
+
     def _accumulate(self, g):
-        home = grad_home(self) if self.grad is None and getattr(self, "_flat", None) is not None else None
+        home = self._grad_buffer()
         if home is None:
             return super()._accumulate(g)
-        np.copyto(home, g)  # the first gradient since zero_grad lands in the flat buffer
+        if not same_memory(g, home):  # (a product may have been written there directly)
+            np.copyto(home, g)  # the first gradient since zero_grad lands in the flat buffer
         self.grad = home
 
 
