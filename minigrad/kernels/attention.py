@@ -54,10 +54,11 @@ def attention_backward_numpy(dout, q, k, v, out, lse, scale):
 from numba import njit  # noqa: E402
 
 from . import threads  # noqa: E402
-from .common import FASTMATH, exp_neg  # noqa: E402
+from .common import FASTMATH, exp_le0, row_max  # noqa: E402
 
-# Reassociation lets LLVM vectorise the row max and sums. Scores are exponentiated in float64
-# by the inlined common.exp_neg: one vectorised loop per row, no call per row.
+# Reassociation lets LLVM vectorise the row sums. Scores are exponentiated in their own
+# precision by the inlined common.exp_le0: one vectorised loop per row, no call per row; the
+# sum of a row's exps is kept in float64.
 JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 
 
@@ -65,20 +66,19 @@ JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def _causal_softmax(s, scale, lse):
     """In place: s[b, i] <- softmax over the visible keys of scale * s[b, i], 0 beyond; lse[b, i]."""
     BH, Tq, Tk = s.shape
-    zero = s.dtype.type(0)
+    f = s.dtype.type
+    sc, zero = f(scale), f(0)
     for b in range(BH):
         for i in range(Tq):
             n = Tk - Tq + i + 1                      # visible keys
             row = s[b, i]
-            m = -np.inf
-            for j in range(n):
-                m = max(m, scale * row[j])
+            m = sc * row_max(row, n)                 # scale > 0: the largest scaled score
             total = 0.0
             for j in range(n):
-                e = exp_neg(scale * row[j] - m)
+                e = exp_le0(sc * row[j] - m)
                 row[j] = e
                 total += e
-            inv = 1.0 / total
+            inv = f(1.0 / total)
             for j in range(n):
                 row[j] *= inv
             for j in range(n, Tk):
@@ -90,14 +90,15 @@ def _causal_softmax(s, scale, lse):
 def _causal_probs(s, scale, lse):
     """In place: s[b, i] <- exp(scale * s[b, i] - lse[b, i]) on the visible keys, 0 beyond (P again)."""
     BH, Tq, Tk = s.shape
-    zero = s.dtype.type(0)
+    f = s.dtype.type
+    sc, zero = f(scale), f(0)
     for b in range(BH):
         for i in range(Tq):
             n = Tk - Tq + i + 1
             row = s[b, i]
-            shift = np.float64(lse[b, i])
+            shift = f(lse[b, i])
             for j in range(n):
-                row[j] = exp_neg(scale * row[j] - shift)
+                row[j] = exp_le0(sc * row[j] - shift)
             for j in range(n, Tk):
                 row[j] = zero
 

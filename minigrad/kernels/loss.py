@@ -40,9 +40,9 @@ def cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss):
 
 # ---- Numba ---------------------------------------------------------------------------------
 # Two sweeps per row forward (its max; then the sum of exps and the picked logit) and one
-# backward (exp(z - lse) * scale), each one vectorised loop with the exp inlined
-# (common.exp_neg, float64): a GPT-2 row is 50,257 logits, and a loop per row with a call
-# per row is what keeps it fast. Rows are split over threads (kernels/threads.py); per-row
+# backward (exp(z - lse) * scale), each one vectorised loop with the exp inlined in the
+# logits' precision (common.exp_le0): a GPT-2 row is 50,257 logits, and a loop per row with
+# no call per element is what keeps it fast. Rows are split over threads (kernels/threads.py); per-row
 # losses are summed afterwards in float64, in row order, so the loss does not depend on the
 # thread count. Targets are range-checked in Python first, so the kernels never index out
 # of bounds.
@@ -50,7 +50,7 @@ def cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss):
 from numba import njit  # noqa: E402
 
 from . import threads  # noqa: E402
-from .common import FASTMATH, exp_neg  # noqa: E402
+from .common import FASTMATH, exp_le0, row_max  # noqa: E402
 
 JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 
@@ -60,14 +60,11 @@ def _ce_fwd_kernel(logits, targets, ignore_index, lse, row_loss):
     n, V = logits.shape
     for i in range(n):
         row = logits[i]
-        m = row[0]
-        for j in range(1, V):
-            m = max(m, row[j])
-        m64 = np.float64(m)
+        m = row_max(row, V)
         s = 0.0
         for j in range(V):
-            s += exp_neg(row[j] - m64)
-        lse[i] = m64 + np.log(s)
+            s += exp_le0(row[j] - m)
+        lse[i] = m + np.log(s)
         t = targets[i]
         row_loss[i] = 0.0 if t == ignore_index else np.float64(lse[i]) - row[t]
 
@@ -84,9 +81,9 @@ def _ce_bwd_kernel(logits, targets, lse, ignore_index, scale, dlogits):
                 out[j] = zero
             continue
         row = logits[i]
-        shift = np.float64(lse[i])
+        shift = lse[i]
         for j in range(V):
-            out[j] = exp_neg(row[j] - shift) * scale
+            out[j] = exp_le0(row[j] - shift) * scale
         out[t] -= scale
 
 
