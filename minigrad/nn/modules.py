@@ -10,7 +10,7 @@ from collections import OrderedDict
 import numpy as np
 
 from minigrad import functional as F
-from minigrad.nn.flat import grad_home, same_memory
+from minigrad.nn.flat import grad_home
 from minigrad.random import rng
 from minigrad.tensor import Tensor
 
@@ -31,7 +31,7 @@ class Parameter(Tensor):
         home = self._grad_buffer()
         if home is None:
             return super()._accumulate(g)
-        if not same_memory(g, home):  # (a product may have been written there directly)
+        if g is not home:  # (a product may have been written there directly: Function.grad_buffer)
             np.copyto(home, g)  # the first gradient since zero_grad lands in the flat buffer
         self.grad = home
 
