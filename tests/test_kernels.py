@@ -146,6 +146,7 @@ CASES = [
     ("matmul",                 ((6, 33, 16), (16, 9), None)),             # N-d @ 2-D
     ("matmul",                 ((7,), (7, 3), None)),                     # 1-D operand
     ("matmul",                 ((1, 600), (600, 500), None)),             # decoding: column tiles
+    ("matmul",                 ((2, 1, 600), (600, 500), None)),          # decoding, (N, T, C) @ (C, M)
     ("matmul",                 ((3, 600), (600, 2100), "b")),             # x @ W.T: dot per output
     ("softmax_forward",        (1,)),
     ("softmax_forward",        (3, 1)),

@@ -40,13 +40,17 @@ def linear_int8_numpy(x, wq, scale, bias=None):
 # prompt, an evaluation batch) are compute-bound instead: there the int8 rows are widened
 # to a float32 copy once per call and the product goes to BLAS.
 
-from .matmul import SKINNY_ROWS, dot_rows, matmul_numba, split_outputs  # noqa: E402
+from .matmul import dot_rows, matmul_numba, split_outputs  # noqa: E402
+
+# Rows of x up to which the int8 dot-product kernel runs (a decoding batch); above, the
+# widened copy and BLAS cost less than another pass of the kernel per row.
+MAX_DOT_ROWS = 8
 
 
 def linear_int8_numba(x, wq, scale, bias=None):
     M, K = wq.shape
     x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, K)  # (..., K) -> (N, K)
-    if len(x2) > SKINNY_ROWS:
+    if len(x2) > MAX_DOT_ROWS:
         y = matmul_numba(x2, wq.T.astype(np.float32)) * scale
     else:
         y = np.empty((len(x2), M), np.float32)

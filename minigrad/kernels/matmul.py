@@ -33,11 +33,11 @@ def matmul_numpy(a, b, out=None):
 def matmul_numba(a, b, out=None):
     if out is not None:
         return _matmul(a, b, out)
-    if a.ndim == 2 and b.ndim == 2 and a.shape[0] <= SKINNY_ROWS and b.size >= SKINNY_MIN_WEIGHTS:
-        return _skinny(a, b)
     if a.ndim > 2 and b.ndim == 2:
         # Fold the batch dims into rows: one big GEMM instead of one per batch item.
-        return _matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+        return matmul_numba(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] <= SKINNY_ROWS and b.size >= SKINNY_MIN_WEIGHTS:
+        return _skinny(a, b)
     return _matmul(a, b)
 
 
@@ -67,7 +67,7 @@ def _matmul(a, b, out=None):
 
 # ---- few rows times large weights (decoding) ----------------------------------------------
 
-SKINNY_ROWS = 16               # rows of a up to which a product counts as decoding
+SKINNY_ROWS = 4                # rows of a up to which a product counts as decoding (from 8, BLAS wins)
 SKINNY_MIN_WEIGHTS = 1 << 18   # weights (1 MiB in float32) from which splitting pays off
 TILE = 1024                    # columns per tile: each thread's piece is whole tiles
 
