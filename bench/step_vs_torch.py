@@ -103,13 +103,8 @@ def build_pair(name, seed=0, bias=None, with_torch=True):
 
 
 def our_step(model, opt, x, y):
-    from minigrad.nn.utils import clip_grad_norm_
-    _, loss = model(x, y)
-    opt.zero_grad()
-    loss.backward()
-    clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return float(loss.item())
+    from gpt.train.step import train_step  # the step `gpt train` runs: forward, backward, clip, AdamW
+    return train_step(model, opt, (x, y), 1e-3, 1.0)[0]
 
 
 def torch_step(fwd, params, opt, x, y):

@@ -173,9 +173,10 @@ def embedding_backward(ids, dy, num_embeddings):
     return _impl.embedding_backward(ids, dy, num_embeddings)
 
 
-def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
-    """torch.optim.AdamW step, in place on param, m and v (step counts from 1)."""
-    return _impl.adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, grad_scale=1.0):
+    """torch.optim.AdamW step, in place on param, m and v (step counts from 1), with the
+    gradient read as grad * grad_scale (grad itself is left as it is)."""
+    return _impl.adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, grad_scale)
 
 
 def sum_squares(x):

@@ -13,10 +13,12 @@ def _scalars(lr, beta1, beta2, eps, weight_decay, step):
     return lr, beta1, beta2, eps, wd, lr / bc1, bc2_sqrt
 
 
-# adamw: p *= 1 - lr wd;  m += (1-b1)(g - m);  v = b2 v + (1-b2) g^2;
+# adamw: g <- g * grad_scale;  p *= 1 - lr wd;  m += (1-b1)(g - m);  v = b2 v + (1-b2) g^2;
 #        p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-def adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+# (grad_scale, cast to the gradient's dtype, is how gradient clipping's factor comes in)
+def adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, grad_scale=1.0):
     lr, beta1, beta2, eps, wd, step_size, bc2_sqrt = _scalars(lr, beta1, beta2, eps, weight_decay, step)
+    grad = grad * grad.dtype.type(grad_scale)
     param *= 1.0 - lr * wd
     m += (1.0 - beta1) * (grad - m)
     v *= beta2
@@ -49,13 +51,13 @@ from .common import FASTMATH  # noqa: E402
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _adamw_kernel(p, g, m, v, decay, beta1, beta2, eps, step_size, bc2_sqrt):
+def _adamw_kernel(p, g, m, v, decay, beta1, beta2, eps, step_size, bc2_sqrt, grad_scale):
     t = p.dtype.type
     decay, b1, b2, eps = t(decay), t(beta1), t(beta2), t(eps)
     one_b1, one_b2 = t(1.0 - beta1), t(1.0 - beta2)
-    step_size, bc2_sqrt = t(step_size), t(bc2_sqrt)
+    step_size, bc2_sqrt, gs = t(step_size), t(bc2_sqrt), t(grad_scale)
     for i in range(p.size):
-        gi = g[i]
+        gi = g[i] * gs  # exact when gs is 1
         p[i] *= decay
         mi = m[i] + one_b1 * (gi - m[i])
         vi = v[i] * b2 + one_b2 * gi * gi
@@ -64,16 +66,17 @@ def _adamw_kernel(p, g, m, v, decay, beta1, beta2, eps, step_size, bc2_sqrt):
         p[i] -= step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
 
 
-def adamw_update_numba(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+def adamw_update_numba(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, grad_scale=1.0):
     arrays = (param, grad, m, v)
     if not all(a.flags.c_contiguous for a in arrays) or len({a.dtype for a in arrays}) != 1:
         # Flat in-place views need contiguous memory; odd layouts take the (in-place) twin.
-        return adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+        return adamw_update_numpy(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, grad_scale)
     lr, beta1, beta2, eps, wd, step_size, bc2_sqrt = _scalars(lr, beta1, beta2, eps, weight_decay, step)
     flat = [a.reshape(-1) for a in arrays]
 
     def piece(lo, hi):
-        _adamw_kernel(*[a[lo:hi] for a in flat], 1.0 - lr * wd, beta1, beta2, eps, step_size, bc2_sqrt)
+        _adamw_kernel(*[a[lo:hi] for a in flat], 1.0 - lr * wd, beta1, beta2, eps, step_size, bc2_sqrt,
+                      float(grad_scale))
 
     threads.split(piece, param.size, MIN_PIECE)
 
