@@ -59,6 +59,12 @@ def _check_finite(array, op_name, where):
         raise AnomalyError(f"detect_anomaly: {op_name}.{where} produced {bad} (output shape {array.shape})")
 
 
+def is_sparse(grad):
+    """True for a sparse gradient: not an array but an object with shape, dtype, dense() and
+    add_to(array) (an embedding's rows, fused.RowGradient), added into a dense one in place."""
+    return hasattr(grad, "add_to")
+
+
 def unbroadcast(grad, shape):
     """Sum a gradient back down to the shape of the input it flows into.
 
@@ -88,9 +94,10 @@ class Function:
 
     def grad_buffer(self, i):
         """An array (input i's shape and dtype) that backward may write input i's gradient into,
-        or None. Offered for a leaf whose only consumer is this node and whose gradient this is
-        the first since zero_grad, when the leaf has a slot of its own (a flat parameter buffer,
-        minigrad/nn/flat.py): a product written there needs no copy into the slot."""
+        or None. Offered for a leaf that has a slot of its own (a flat parameter buffer,
+        minigrad/nn/flat.py) and no gradient yet, when it is this node's input once: a product
+        written there needs no copy into the slot (backward adds a leaf's gradients into its
+        .grad as they arrive, so the slot is never offered twice)."""
         return self._grad_buffers[i] if i < len(self._grad_buffers) else None
 
     def forward(self, *arrays, **kwargs):
@@ -111,18 +118,18 @@ class Function:
 
 
 def backward(root, grad, retain_graph=False):
-    """Push `grad` (d out / d root) back to every leaf that requires grad."""
+    """Push `grad` (d out / d root) back to every leaf that requires grad. A leaf's gradients
+    are added into its .grad as they arrive (as torch's AccumulateGrad); an inner tensor's are
+    summed until every consumer has sent its own, then passed on."""
     grads = {id(root): grad}  # id(tensor) -> gradient flowing into it so far
-    order = _topo_order(root)
-    single = _single_use_leaves(order)
-    for t in reversed(order):
+    for t in reversed(_topo_order(root)):
         g = grads.pop(id(t), None)
         if g is None:
             continue
         if t._ctx is None or t._retain:
             t._accumulate(g)
         if t._ctx is not None:
-            _backprop_node(t._ctx, g, grads, retain_graph, single)
+            _backprop_node(t._ctx, g, grads, retain_graph)
 
 
 def _topo_order(root):
@@ -151,31 +158,37 @@ def _topo_order(root):
     return order
 
 
-def _single_use_leaves(order):
-    """ids of the leaves that exactly one input slot of one node consumes."""
-    uses = {}
-    for t in order:
-        if t._ctx is not None:
-            for p in t._ctx.inputs:
-                if p._ctx is None and p.requires_grad:
-                    uses[id(p)] = uses.get(id(p), 0) + 1
-    return {k for k, n in uses.items() if n == 1}
+def _offer_buffers(ctx):
+    """Each leaf input's own gradient slot, when it has one free and is this node's input once."""
+    leaves = [inp if inp._ctx is None and inp.requires_grad else None for inp in ctx.inputs]
+    if any(leaf is not None for leaf in leaves):
+        ctx._grad_buffers = tuple(leaf._grad_buffer() if leaf is not None and _once(leaf, leaves) else None
+                                  for leaf in leaves)
 
 
-def _backprop_node(ctx, g, grads, retain_graph, single=()):
-    if any(id(inp) in single for inp in ctx.inputs):
-        ctx._grad_buffers = tuple(inp._grad_buffer() if id(inp) in single else None for inp in ctx.inputs)
+def _once(t, tensors):
+    return sum(u is t for u in tensors) == 1
+
+
+def _backprop_node(ctx, g, grads, retain_graph):
+    _offer_buffers(ctx)
     in_grads = ctx.backward(g)
     if not isinstance(in_grads, tuple):
         in_grads = (in_grads,)
     for inp, ig, need in zip(ctx.inputs, in_grads, ctx.needs_input_grad):
         if not need or ig is None:
             continue
-        ig = unbroadcast(np.asarray(ig), inp.shape)
-        if ig.dtype != inp.dtype:
-            ig = ig.astype(inp.dtype)
-        if _state["anomaly"]:
-            _check_finite(ig, type(ctx).__name__, "backward")
+        if is_sparse(ig) and (inp._ctx is not None or ig.dtype != inp.dtype or _state["anomaly"]):
+            ig = ig.dense()  # a sparse gradient is only ever added into a leaf's own .grad
+        if not is_sparse(ig):
+            ig = unbroadcast(np.asarray(ig), inp.shape)
+            if ig.dtype != inp.dtype:
+                ig = ig.astype(inp.dtype)
+            if _state["anomaly"]:
+                _check_finite(ig, type(ctx).__name__, "backward")
+        if inp._ctx is None:  # a leaf: into its .grad now (a product may already be in its slot)
+            inp._accumulate(ig)
+            continue
         prev = grads.get(id(inp))
         grads[id(inp)] = ig if prev is None else prev + ig
     if not retain_graph:

@@ -312,6 +312,20 @@ def matmul(a, b):
     return ops.MatMul.apply(a, b)
 
 
+def linear(x, weight, bias=None):
+    """x @ weight^T + bias with weight (out, in), as torch.nn.functional.linear: one node for the
+    product, whose weight gradient is written in the weight's own layout."""
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be (out, in), got shape {weight.shape}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input {x.shape} does not fit weight {weight.shape} (out, in): "
+                         f"{x.shape[-1] if x.ndim else 'a 0-d input'} != {weight.shape[1]}")
+    if x.ndim == 1:
+        return linear(x.unsqueeze(0), weight, bias).squeeze(0)
+    y = ops.MatMul.apply(x, weight, transpose_b=True)
+    return y if bias is None else y + bias
+
+
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer norm over the last dimension (the only case a GPT needs)."""
     normalized_shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)

@@ -108,6 +108,12 @@ class Tensor:
         return None
 
     def _accumulate(self, g):
+        if autograd.is_sparse(g):  # rows of an embedding: added into place
+            if self.grad is None:
+                self.grad = g.dense()
+            else:
+                g.add_to(self.grad)
+            return
         if self.grad is None:
             self.grad = np.array(g, dtype=self.dtype)  # a copy we own: g may be shared
         else:

@@ -168,9 +168,10 @@ def attention_backward(dout, q, k, v, out, lse, scale):
     return _impl.attention_backward(dout, q, k, v, out, lse, scale)
 
 
-def embedding_backward(ids, dy, num_embeddings):
-    """Scatter-add dy (ids.shape + (C,)) into a (num_embeddings, C) gradient."""
-    return _impl.embedding_backward(ids, dy, num_embeddings)
+def embedding_backward(ids, dy, num_embeddings, into=None):
+    """Scatter-add dy (ids.shape + (C,)) into a (num_embeddings, C) gradient: new zeros, or
+    `into` in place; returns it."""
+    return _impl.embedding_backward(ids, dy, num_embeddings, into)
 
 
 def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, grad_scale=1.0):
