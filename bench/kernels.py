@@ -47,6 +47,12 @@ def cases(dt, rng):
     for label, a, b in mm:
         flops = 2 * math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1]
         yield "matmul", label, (a, b), flops
+    # decoding steps: N rows against a layer's weights (default model, GPT-2 124M), the head tied (w = wte.T)
+    for N, K_, M, tied in [(1, 128, 384, False), (8, 128, 384, False), (8, 128, 512, True),
+                           (1, 768, 3072, False), (8, 768, 3072, False), (8, 3072, 768, False),
+                           (1, 768, 50257, True), (8, 768, 50257, True)]:
+        w = r(M, K_).T if tied else r(K_, M)
+        yield "linear_rowwise", f"({N},{K_})@({K_},{M}){' tied' if tied else ''}", (r(N, K_), w, r(M)), 2 * N * K_ * M
     for shape in [(48, 64, 64), (48, 256, 256)]:
         x, dy = r(*shape), r(*shape)
         y = K.numpy_impl.softmax_forward(x)
@@ -65,6 +71,10 @@ def cases(dt, rng):
         x, dy = r(*shape), r(*shape)
         yield "gelu_forward", shape, (x,), None
         yield "gelu_backward", shape, (x, dy), None
+    x, dy = r(12, 64, 512), r(12, 64, 512)
+    yield "gelu_erf_forward", x.shape, (x,), None      # exact GELU (PyTorch's default; the GPT uses tanh)
+    yield "gelu_erf_backward", x.shape, (x, dy), None
+    yield "erf", x.shape, (x,), None
     for N, V in [(768, 65), (2048, 65), (512, 50257)]:
         logits, t = r(N, V), rng.integers(0, V, N)
         _, lse = K.numpy_impl.cross_entropy_forward(logits, t, -100)
@@ -87,6 +97,9 @@ def fns_for(name, args):
         x, dy = args
         return [lambda: K.numpy_impl.softmax_backward(K.numpy_impl.softmax_forward(x), dy),
                 lambda: K.numba_impl.softmax_backward(K.numba_impl.softmax_forward(x), dy)]
+    if name == "linear_rowwise":  # against BLAS, not the twin (a Python loop over K)
+        x, w, b = args
+        return [lambda: K.numba_impl.matmul(x, w) + b, lambda: K.numba_impl.linear_rowwise(x, w, b)]
     twin, fast = K.KERNELS[name]
     return [lambda: twin(*args), lambda: fast(*args)]
 
@@ -109,7 +122,7 @@ def main(argv=None):
         fns = fns_for(name, args)
         ts = medians(fns, opts.reps)
         line = f"{name:24s} {str(shape):36s} {ts[0]:9.3f} {ts[1]:9.3f} {ts[0] / ts[1]:7.2f}x"
-        if flops:   # the twin *is* np.matmul
+        if flops:   # the first column is np.matmul (the matmul twin; BLAS for linear_rowwise)
             line += f" {flops / ts[1] / 1e6:9.1f} {flops / ts[0] / 1e6:10.1f}"
         print(line, flush=True)
 

@@ -104,7 +104,7 @@ def build_pair(name, seed=0, bias=None, with_torch=True):
 
 def our_step(model, opt, x, y):
     from gpt.train.step import train_step  # the step `gpt train` runs: forward, backward, clip, AdamW
-    return train_step(model, opt, (x, y), 1e-3, 1.0)[0]
+    return train_step(model, opt, [(x, y)], 1e-3, 1.0)[0]  # one micro-batch
 
 
 def torch_step(fwd, params, opt, x, y):

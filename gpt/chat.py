@@ -11,7 +11,8 @@ markers as special tokens:
     5<|im_end|>
 
 Fine-tuning takes loss only on what the assistant says and the <|im_end|> that
-closes it (`segments` marks them); sampling and serving render the conversation
+closes it (`segments` marks them; an assistant message with OpenAI's `"weight": 0`
+is context, not trained); sampling and serving render the conversation
 so far and then `<|im_start|>assistant\\n`, and stop at <|im_end|>. The template is
 saved beside the model (chat_template.json) so that every later step renders
 prompts exactly as training did.
@@ -39,12 +40,13 @@ class ChatTemplate:
 
     def segments(self, messages, add_generation_prompt=False):
         """The conversation as (text, trained) pieces in order: trained is True for an
-        assistant's content and its closing marker, False for everything else."""
+        assistant's content and its closing marker (unless the message has weight 0),
+        False for everything else."""
         out = []
         for m in check_messages(messages):
             out.append((f"{self.start}{m['role']}\n", False))
             if m["role"] == "assistant":
-                out.append((m["content"] + self.end, True))
+                out.append((m["content"] + self.end, m.get("weight", 1) == 1))
                 out.append(("\n", False))
             else:
                 out.append((m["content"] + self.end + "\n", False))
@@ -81,4 +83,7 @@ def check_messages(messages, where="messages"):
             raise DataError(f"{where}[{i}]: unknown role {m['role']!r} (allowed: {', '.join(ROLES)})")
         if not isinstance(m["content"], str):
             raise DataError(f"{where}[{i}]: content must be a string")
+        if "weight" in m and (m["role"] != "assistant" or m["weight"] not in (0, 1)
+                              or isinstance(m["weight"], bool)):
+            raise DataError(f"{where}[{i}]: weight must be 0 or 1, on assistant messages only")
     return messages

@@ -1,6 +1,6 @@
 """Training configuration: dataclasses, presets, and the argparse flags generated from them.
 
-Every field of the four dataclasses below is one `gpt train` flag (`n_layer` ->
+Every field of the five dataclasses below is one `gpt train` flag (`n_layer` ->
 `--n-layer`; a bool `x` -> `--x/--no-x`), with its type, default and help text
 taken from the field itself, so the flags cannot drift from the config. The
 model's fields are GPTConfig's own (gpt/model.py), all but vocab_size, which the
@@ -27,7 +27,9 @@ def opt(default, help, choices=None):
 
 @dataclass
 class DataConfig:
-    data: typing.Optional[str] = opt(None, "UTF-8 text file or folder of .txt files "
+    data: typing.Optional[str] = opt(None, "UTF-8 text file or folder of .txt files; or task data: a "
+                                           ".jsonl file of {prompt, completion} or {messages} "
+                                           "examples, builtin:addition or builtin:reverse-words "
                                            "(default: CPython's bundled pydoc topics, no download)")
     tokenizer: str = opt("bpe", "'char', 'bpe' (trained on the train split) or a saved tokenizer file")
     vocab_size: int = opt(512, "BPE vocabulary size, used with --tokenizer bpe")
@@ -38,11 +40,15 @@ class DataConfig:
     dedup_lines: bool = opt(False, "drop exact repeats of non-blank lines (first copy kept)")
     errors: str = opt("strict", "invalid UTF-8: 'strict' stops with the byte offset, "
                                 "'replace' substitutes U+FFFD", choices=("strict", "replace"))
+    task_digits: int = opt(2, "digits of each number in builtin:addition")
 
 
 @dataclass
 class OptimConfig:
-    batch_size: int = opt(12, "sequences per step")
+    batch_size: int = opt(12, "sequences per micro-batch on each process (under mpiexec -n N the "
+                              "global batch is N x batch_size x grad_accum_steps)")
+    grad_accum_steps: int = opt(1, "micro-batches per optimizer step, their gradients added up: "
+                                   "K of them train as one batch K times larger, in the memory of one")
     max_iters: int = opt(1000, "optimizer steps in the whole run")
     lr: float = opt(2e-3, "peak learning rate (after warm-up)")
     min_lr: float = opt(2e-4, "learning rate at the end of the cosine decay")
@@ -69,9 +75,27 @@ class RunConfig:
                                                 "Hugging Face GPT-2 one): its model and tokenizer, "
                                                 "a fresh optimizer; --block-size may be lowered")
     sample_tokens: int = opt(300, "tokens to sample and print when training ends (0 = none)")
+    ddp_timeout: float = opt(300.0, "under mpiexec: seconds a process waits for the others (rank 0 "
+                                    "preparing data or saving included) before it stops the whole "
+                                    "run as one that died or hangs")
+    tensorboard: bool = opt(False, "write TensorBoard event files to <out>/tb: scalars every step; a "
+                                   "sample and histograms at each evaluation (pip install "
+                                   "'minigrad-gpt[tensorboard]')")
+    tb_histograms: bool = opt(True, "with --tensorboard: histograms of every parameter's weights and "
+                                    "gradients at each evaluation")
 
 
-GROUPS = {"data": DataConfig, "model": GPTConfig, "optim": OptimConfig, "run": RunConfig}
+@dataclass
+class LoRAConfig:
+    lora_rank: int = opt(0, "LoRA rank: train low-rank adapters on the frozen --init-from model "
+                            "(0 = train every weight)")
+    lora_alpha: float = opt(8.0, "LoRA scaling numerator: updates are scaled by alpha / rank (PEFT's default 8)")
+    lora_dropout: float = opt(0.0, "dropout on the LoRA adapters' input")
+    lora_targets: str = opt("c_attn", "comma-separated module-path suffixes to adapt, as PEFT's "
+                                      "target_modules (c_attn, c_proj, c_fc, attn.c_proj, ...)")
+
+
+GROUPS = {"data": DataConfig, "model": GPTConfig, "optim": OptimConfig, "run": RunConfig, "lora": LoRAConfig}
 
 
 @dataclass
@@ -80,6 +104,7 @@ class TrainConfig:
     model: GPTConfig = field(default_factory=GPTConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -195,6 +220,8 @@ def explicit_flags(args):
 def build_config(explicit, base=None):
     """Defaults (or a saved run's config), then the preset (fresh runs only; every preset starts
     from "default"), then typed flags."""
+    if explicit.get("resume") and explicit.get("init_from"):
+        raise ConfigError("--resume and --init-from exclude each other")
     cfg = base if base is not None else TrainConfig()
     if base is None:
         preset = explicit.get("preset", cfg.run.preset)
@@ -205,7 +232,7 @@ def build_config(explicit, base=None):
 
 
 def validate(cfg):
-    m, o, d, r = cfg.model, cfg.optim, cfg.data, cfg.run
+    m, o, d, r, lo = cfg.model, cfg.optim, cfg.data, cfg.run, cfg.lora
     checks = [
         (m.n_embd % m.n_head == 0, f"n_embd ({m.n_embd}) must be divisible by n_head ({m.n_head})"),
         (min(m.n_layer, m.n_head, m.n_embd, m.block_size) > 0, "model sizes must be positive"),
@@ -213,15 +240,26 @@ def validate(cfg):
         (0 < d.val_fraction < 1, f"val_fraction must be in (0, 1), got {d.val_fraction}"),
         (d.vocab_size >= 257, f"vocab_size must be at least 257 (256 bytes + 1), got {d.vocab_size}"),
         (o.batch_size > 0 and o.max_iters >= 0, "batch_size must be > 0 and max_iters >= 0"),
+        (o.grad_accum_steps > 0, f"grad_accum_steps must be >= 1, got {o.grad_accum_steps}"),
+        (r.ddp_timeout > 0, f"ddp_timeout must be > 0 seconds, got {r.ddp_timeout}"),
         (o.lr > 0 and o.min_lr >= 0, "lr must be > 0 and min_lr >= 0"),
         (o.warmup_iters >= 0 and o.grad_clip >= 0, "warmup_iters and grad_clip must be >= 0"),
         (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "betas must be in [0, 1)"),
         (r.eval_interval > 0 and r.eval_iters > 0, "eval_interval and eval_iters must be > 0"),
         (r.log_interval > 0 and r.sample_tokens >= 0, "log_interval must be > 0, sample_tokens >= 0"),
         (r.threads is None or r.threads > 0, "threads must be > 0"),
-        (not (r.resume and r.init_from), "--resume and --init-from exclude each other"),
+        (lo.lora_rank >= 0 and lo.lora_alpha > 0, "lora_rank must be >= 0 and lora_alpha > 0"),
+        (0 <= lo.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {lo.lora_dropout}"),
+        (not lo.lora_rank or r.init_from or r.resume,
+         "--lora-rank adapts a trained model: give it --init-from BASE"),
+        (not lo.lora_rank or lora_targets(lo), "--lora-targets names no module"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
     return cfg
+
+
+def lora_targets(lora):
+    """--lora-targets as PEFT's target_modules list."""
+    return [t.strip() for t in lora.lora_targets.split(",") if t.strip()]

@@ -36,5 +36,14 @@ class DisallowedSpecialError(TokenizerError):
     """Text contains special-token text that the caller did not allow (tiktoken's check)."""
 
 
+class MissingExtraError(ConfigError):
+    """A feature asked for needs an optional package that is not installed; the message names
+    the `pip install` to run."""
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss or gradient norm became NaN or Inf; the message names the step and the kept checkpoint."""
+
+
+class DistributedError(RuntimeError):
+    """The ranks of a data-parallel run disagree (data, flags, weights) or cannot work together."""

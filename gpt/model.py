@@ -102,7 +102,7 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        h = F.gelu(self.c_fc(x))  # (B, T, 4C), tanh-approximate GELU as GPT-2 ("gelu_new")
+        h = F.gelu(self.c_fc(x), approximate="tanh")  # (B, T, 4C), GPT-2's GELU ("gelu_new")
         return self.dropout(self.c_proj(h))  # (B, T, C)
 
 
@@ -237,6 +237,24 @@ class GPT(nn.Module):
         cfg = self.config
         T = cfg.block_size if seq_len is None else seq_len
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * (cfg.n_embd // cfg.n_head) * T
+
+    def resize_token_embeddings(self, new_num_tokens):
+        """Grow the token embedding, and with it the tied lm_head, to new_num_tokens rows (as
+        transformers' method of that name), e.g. for special tokens a tokenizer just gained.
+        New rows start as the mean of the existing ones: a new token's logit is then the mean
+        logit of the vocabulary, so the model's predictions barely move until it learns the
+        token (a random row could give it a large logit anywhere). Never shrinks."""
+        wte = self.transformer.wte.weight
+        old = wte.shape[0]
+        if new_num_tokens < old:
+            raise ConfigError(f"resize_token_embeddings: {new_num_tokens} rows would drop trained "
+                              f"rows of the {old} the model has")
+        if new_num_tokens > old:
+            mean = wte.data.astype(np.float64).mean(axis=0).astype(wte.dtype)  # (C,)
+            wte.data = np.concatenate([wte.data, np.tile(mean, (new_num_tokens - old, 1))])  # (V', C)
+            wte.grad = None
+            self.config.vocab_size = new_num_tokens  # lm_head is the same Parameter: it grew too
+        return self.transformer.wte
 
     # ---- training and Hugging Face folders ------------------------------------------------
 

@@ -13,7 +13,9 @@ The embedding/head choice: GPT-2 ties its output head to the token embedding (wt
 Producing each token's logits reads the whole head (for the 124M model 38.6M weights,
 a third of what a token reads), so the head is quantised, one scale per vocabulary
 row. The embedding, read one row per token, gains no speed from int8, so its lookup
-keeps the float32 table, exact. The tie is broken (the head is an int8 copy of wte),
+keeps the float32 table, exact (with trained token rows of a LoRA adapter written in).
+A LoRA layer is merged into its base weight before that weight is quantised, as
+llama.cpp quantises a merged model. The tie is broken (the head is an int8 copy of wte),
 which is harmless for a model that is not trained any more: a quantised model is for
 inference only, and its forward pass runs under minigrad.no_grad().
 """
@@ -41,9 +43,10 @@ class Int8Linear(nn.Module):
         """The float32 weight (out, in) that the int8 rows stand for."""
         return self.weight_q.astype(np.float32) * self.scale[:, None]
 
-    def product(self, x):
-        """x (..., in) float32 -> (..., out)."""
-        return kernels.linear_int8(x, self.weight_q, self.scale, None if self.bias is None else self.bias.data)
+    def product(self, x, step=False):
+        """x (..., in) float32 -> (..., out); step: a decoding step's batch-invariant kernel."""
+        bias = None if self.bias is None else self.bias.data
+        return kernels.linear_int8(x, self.weight_q, self.scale, bias, rowwise=step)
 
     def forward(self, x):
         if is_grad_enabled() and x.requires_grad:
@@ -59,6 +62,8 @@ def quantize_int8(model):
         for owner, name in ((block.attn, "c_attn"), (block.attn, "c_proj"), (block.mlp, "c_fc"),
                             (block.mlp, "c_proj")):
             conv = getattr(owner, name)
+            if hasattr(conv, "merged"):  # a LoRA layer (gpt/lora.py): its adapter folded in first
+                conv = conv.merged()
             if not isinstance(conv, Int8Linear):  # Conv1D stores (in, out): rows must be outputs
                 setattr(owner, name, Int8Linear(conv.weight.data.T, conv.bias))
     if not isinstance(model.lm_head, Int8Linear):

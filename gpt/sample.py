@@ -14,6 +14,7 @@ import numpy as np
 from minigrad import Tensor
 
 from gpt import inference
+from gpt.errors import TokenizerError
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, do_sample=True,
@@ -22,13 +23,15 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
 
     idx: one prompt (a list or 1-d array of ids), or several ((B, T) array, or a list of
     lists of any lengths). Returns a list of B * num_samples lists of ints, each its prompt
-    followed by the new tokens; a row stops after eos_token_id (which it includes).
+    followed by the new tokens; a row stops after eos_token_id (which it includes; an int,
+    or a list of ints any of which stops it, as transformers' generate).
     temperature 0 or do_sample=False is greedy (argmax). seed makes sampling repeatable
     through its own np.random.Generator(seed); seed=None draws fresh entropy, leaving
     minigrad's global generator untouched.
     """
     _check_args(max_new_tokens, temperature, top_k, top_p)
     _check_count(num_samples)
+    stop = _stop_ids(eos_token_id)
     prompts = [p for p in _prompts(idx, model) for _ in range(num_samples)]
     rows = [list(map(int, p)) for p in prompts]
     done = np.zeros(len(rows), dtype=bool)
@@ -36,8 +39,8 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
                          use_cache):
         for i in np.flatnonzero(~done):
             rows[i].append(int(tokens[i]))
-        if eos_token_id is not None:
-            done |= tokens == eos_token_id
+        if stop is not None:
+            done |= np.isin(tokens, stop)
             if done.all():
                 break
     return rows
@@ -53,15 +56,14 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, 
     if len(prompts) != 1:
         raise ValueError(f"stream: expected one prompt, got {len(prompts)}; use generate for a batch")
     return _stream(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample, seed,
-                   eos_token_id, use_cache)
+                   _stop_ids(eos_token_id), use_cache)
 
 
-def _stream(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample, seed, eos_token_id,
-            use_cache):
+def _stream(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample, seed, stop, use_cache):
     for tokens in _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample, seed,
                          use_cache):
         yield int(tokens[0])
-        if tokens[0] == eos_token_id:
+        if stop is not None and tokens[0] in stop:
             return
 
 
@@ -100,14 +102,25 @@ def next_logits(model, contexts, cache=None):
     return logits
 
 
+def prompt_ids(tokenizer, text):
+    """The ids of a sampling prompt, or [0] when the text is empty or has a character the
+    tokenizer lacks (a char vocabulary without a newline): a demo sample must never stop a run."""
+    try:
+        return tokenizer.encode(text) or [0]
+    except TokenizerError:
+        return [0]
+
+
 # ---- choosing the next token ----------------------------------------------------------------
 
 def choose(logits, greedy, temperature, top_k, top_p, gen):
-    """One token per row of logits (N, V): the argmax, or a draw from sampling_probs."""
+    """One token per row of logits (N, V): the argmax, or a draw from sampling_probs. gen is
+    one np.random.Generator for every row, or a list of one per row (a server's requests)."""
     if greedy:
         return np.argmax(logits, axis=-1)
     probs = sampling_probs(logits, temperature, top_k, top_p)
-    return np.array([_draw(p, gen) for p in probs])
+    gens = gen if isinstance(gen, (list, tuple)) else [gen] * len(probs)
+    return np.array([_draw(p, g) for p, g in zip(probs, gens)])
 
 
 def sampling_probs(logits, temperature=1.0, top_k=None, top_p=None):
@@ -175,6 +188,18 @@ def _check_prompt(ids, model):
     if ids.shape[0] > block:
         warnings.warn(f"generate: the prompt has {ids.shape[0]} tokens but block_size is {block}; "
                       f"only its last {block} tokens are used", stacklevel=4)
+    return ids.astype(np.int64)
+
+
+def _stop_ids(eos_token_id):
+    """eos_token_id (None, an int or a list of ints) as an int64 array, or None."""
+    if eos_token_id is None:
+        return None
+    ids = np.atleast_1d(np.asarray(eos_token_id))
+    if ids.size == 0:
+        return None
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"generate: eos_token_id must be an int or a list of ints, got {eos_token_id!r}")
     return ids.astype(np.int64)
 
 

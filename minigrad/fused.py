@@ -4,7 +4,8 @@ Written as primitives, softmax, layer norm, GELU, cross-entropy and attention
 would each take several graph nodes, several temporaries and several passes
 over memory; here each is a single node. The math of each op is the comment
 above its class; its kernels (minigrad/kernels/<topic>.py) hold a plain-NumPy
-twin beside the Numba version, and each op passes gradcheck. Argument checks
+twin beside the Numba version, and each op passes gradcheck. `saves_inputs` /
+`saves_output` name the arrays backward reads, for autograd's in-place check. Argument checks
 and the Tensor-facing signatures (`F.softmax(x, dim)`, ...) are in functional.py.
 """
 import numpy as np
@@ -32,6 +33,8 @@ def _from_last(y, axis):
 
 # y = softmax(x) = exp(x - max) / sum(exp(x - max));  dx = y * (dy - sum(dy * y))
 class Softmax(Function):
+    saves_inputs, saves_output = (), True
+
     def forward(self, x, axis=-1):
         self.axis = axis
         self.y = kernels.softmax_forward(_to_last(x, axis))
@@ -43,6 +46,8 @@ class Softmax(Function):
 
 # y = log_softmax(x) = x - max - log(sum(exp(x - max)));  dx = dy - exp(y) * sum(dy)
 class LogSoftmax(Function):
+    saves_inputs, saves_output = (), True
+
     def forward(self, x, axis=-1):
         self.axis = axis
         self.y = kernels.log_softmax_forward(_to_last(x, axis))
@@ -64,9 +69,22 @@ class Gelu(Function):
         return kernels.gelu_backward_with_tanh(self.x, self.t, _c(g))
 
 
+# y = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2  (exact GELU, PyTorch's default);
+# dx = dy (Phi(x) + x phi(x)),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+class GeluErf(Function):
+    def forward(self, x):
+        self.x = _c(x)
+        return kernels.gelu_erf_forward(self.x)
+
+    def backward(self, g):
+        return kernels.gelu_erf_backward(self.x, _c(g))
+
+
 # y = (x - mean) * rstd * w + b;  with g = dy * w:
 # dx = rstd (g - mean(g) - xhat mean(g xhat)),  dw = sum(dy xhat),  db = sum(dy)
 class LayerNorm(Function):
+    saves_inputs = (0, 1)
+
     def forward(self, x, weight, bias, eps=1e-5):
         self.x, self.weight = _c(x), _c(weight)
         y, self.mean, self.rstd = kernels.layer_norm_forward(self.x, self.weight, _c(bias), eps)
@@ -93,6 +111,8 @@ class CrossEntropy(Function):
 
 # y = W[ids];  dW = scatter-add of dy into the rows named by ids
 class Embedding(Function):
+    saves_inputs = ()
+
     def forward(self, weight, ids):
         self.ids, self.shape = ids, weight.shape
         return weight[ids]
@@ -122,6 +142,8 @@ class RowGradient:
 # P = softmax(causal_mask(q k^T * scale)), out = P v;
 # dv = P^T dout,  dS = P (dout v^T - rowsum(dout * out)),  dq = dS k scale,  dk = dS^T q scale
 class CausalAttention(Function):
+    saves_output = True
+
     def forward(self, q, k, v, scale):
         self.q, self.k, self.v, self.scale = _c(q), _c(k), _c(v), scale
         self.out, self.lse = kernels.attention_forward(self.q, self.k, self.v, scale)

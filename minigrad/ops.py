@@ -1,12 +1,16 @@
-"""The primitive ops: each one's forward and backward side by side.
+"""The primitive ops on numbers: each one's forward and backward side by side.
 
 Every op works on plain ndarrays. `backward(g)` receives d loss / d output and
 returns d loss / d input for each input, in input order; it may return a
 gradient of the broadcast shape, since autograd.unbroadcast sums it back down.
-The one-line comment above each class is its derivative. Argument checks and the
-Tensor-facing signatures are in functional.py; fused ops (softmax, layer norm,
-attention, ...) in fused.py.
+The one-line comment above each class is its derivative. `saves_inputs` /
+`saves_output` name the arrays backward reads, for autograd's in-place check.
+Movement and indexing primitives (reshape, index, gather, ...) are in
+movement.py; argument checks and dtype rules in the functional modules; fused
+ops (softmax, layer norm, attention, ...) in fused.py.
 """
+import math
+
 import numpy as np
 
 from minigrad import kernels
@@ -17,6 +21,8 @@ from minigrad.autograd import Function
 
 # d(a+b) = da + db
 class Add(Function):
+    saves_inputs = ()
+
     def forward(self, a, b):
         return a + b
 
@@ -26,6 +32,8 @@ class Add(Function):
 
 # d(a-b) = da - db
 class Sub(Function):
+    saves_inputs = ()
+
     def forward(self, a, b):
         return a - b
 
@@ -33,8 +41,15 @@ class Sub(Function):
         return g, -g
 
 
+def _other_needs_grad(ctx):
+    """a product's backward reads a only for db and b only for da"""
+    return [i for i in (0, 1) if ctx.needs_input_grad[1 - i]]
+
+
 # d(a*b) = b da + a db
 class Mul(Function):
+    saved_inputs = _other_needs_grad
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -47,6 +62,9 @@ class Mul(Function):
 
 # d(a/b) = da / b - a db / b^2
 class Div(Function):
+    def saved_inputs(self):
+        return [i for i in (0, 1) if self.needs_input_grad[1] or (i == 1 and self.needs_input_grad[0])]
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -57,23 +75,61 @@ class Div(Function):
         return da, db
 
 
-# d(a^b) = b a^(b-1) da + a^b log(a) db
+# d(a^b) = b a^(b-1) da + a^b log(a) db;  as PyTorch, the first term is 0 where b = 0 and the
+# second where a = 0 and b >= 0 (the limits, where the formulas would give 0*inf or 0*log 0)
 class Pow(Function):
+    saves_output = True
+
     def forward(self, a, b):
         self.a, self.b = a, b
-        self.out = a ** b
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, (-1) ** 0.5 = nan, silently
+            self.out = a ** b
         return self.out
 
     def backward(self, g):
-        da = g * self.b * self.a ** (self.b - 1) if self.needs_input_grad[0] else None
-        db = g * self.out * np.log(self.a) if self.needs_input_grad[1] else None
+        zero = np.zeros((), dtype=g.dtype)
+        da = db = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_input_grad[0]:
+                da = np.where(self.b == 0, zero, g * self.b * self.a ** (self.b - 1))
+            if self.needs_input_grad[1]:
+                db = np.where((self.a == 0) & (self.b >= 0), zero, g * self.out * np.log(self.a))
         return da, db
+
+
+def _tie_split(g, win, tie):
+    """g where this input won, half of g where both tied (as PyTorch's maximum/minimum)."""
+    return g * (win + 0.5 * tie).astype(g.dtype)
+
+
+# d max(a, b) = [a > b] da + [b > a] db, ties split evenly
+class Maximum(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.maximum(a, b)
+
+    def backward(self, g):
+        tie = self.a == self.b
+        return _tie_split(g, self.a > self.b, tie), _tie_split(g, self.b > self.a, tie)
+
+
+# d min(a, b) = [a < b] da + [b < a] db, ties split evenly
+class Minimum(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.minimum(a, b)
+
+    def backward(self, g):
+        tie = self.a == self.b
+        return _tie_split(g, self.a < self.b, tie), _tie_split(g, self.b < self.a, tie)
 
 
 # ---- elementwise unary -------------------------------------------------------
 
 # d(-x) = -dx
 class Neg(Function):
+    saves_inputs = ()
+
     def forward(self, x):
         return -x
 
@@ -83,6 +139,8 @@ class Neg(Function):
 
 # d exp(x) = exp(x) dx
 class Exp(Function):
+    saves_inputs, saves_output = (), True
+
     def forward(self, x):
         self.out = np.exp(x)
         return self.out
@@ -95,7 +153,8 @@ class Exp(Function):
 class Log(Function):
     def forward(self, x):
         self.x = x
-        return np.log(x)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf, log -1 = nan, as torch: silently
+            return np.log(x)
 
     def backward(self, g):
         return g / self.x
@@ -103,8 +162,11 @@ class Log(Function):
 
 # d sqrt(x) = dx / (2 sqrt(x))
 class Sqrt(Function):
+    saves_inputs, saves_output = (), True
+
     def forward(self, x):
-        self.out = np.sqrt(x)
+        with np.errstate(invalid="ignore"):  # sqrt -1 = nan, silently
+            self.out = np.sqrt(x)
         return self.out
 
     def backward(self, g):
@@ -113,6 +175,8 @@ class Sqrt(Function):
 
 # d tanh(x) = (1 - tanh(x)^2) dx
 class Tanh(Function):
+    saves_inputs, saves_output = (), True
+
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -123,6 +187,8 @@ class Tanh(Function):
 
 # d sigmoid(x) = s (1 - s) dx
 class Sigmoid(Function):
+    saves_inputs, saves_output = (), True
+
     def forward(self, x):
         # exp of a non-positive number never overflows, whatever the sign of x
         e = np.exp(-np.abs(x))
@@ -133,8 +199,20 @@ class Sigmoid(Function):
         return g * self.out * (1 - self.out)
 
 
+# d erf(x) = 2/sqrt(pi) exp(-x^2) dx
+class Erf(Function):
+    def forward(self, x):
+        self.x = x
+        return kernels.erf(x)
+
+    def backward(self, g):
+        return g * ((2 / math.sqrt(math.pi)) * np.exp(-self.x * self.x))
+
+
 # d relu(x) = [x > 0] dx
 class Relu(Function):
+    saves_inputs = ()
+
     def forward(self, x):
         self.mask = x > 0
         return np.where(self.mask, x, 0)  # not x * mask: -inf * 0 would be NaN
@@ -145,6 +223,8 @@ class Relu(Function):
 
 # d |x| = sign(x) dx
 class Abs(Function):
+    saves_inputs = ()
+
     def forward(self, x):
         self.sign = np.sign(x)
         return np.abs(x)
@@ -155,6 +235,8 @@ class Abs(Function):
 
 # d clip(x, lo, hi) = [lo <= x <= hi] dx
 class Clip(Function):
+    saves_inputs = ()
+
     def forward(self, x, lo=None, hi=None):
         self.inside = np.ones(x.shape, dtype=bool)
         if lo is not None:
@@ -169,6 +251,8 @@ class Clip(Function):
 
 # d cast(x) = cast back(dx)
 class Cast(Function):
+    saves_inputs = ()
+
     def forward(self, x, dtype):
         return x.astype(dtype)
 
@@ -176,8 +260,21 @@ class Cast(Function):
         return g  # autograd casts the gradient to the input's dtype
 
 
+# d clone(x) = dx  (a copy with its own memory, so in-place writes leave x alone)
+class Clone(Function):
+    saves_inputs = ()
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g
+
+
 # d where(c, a, b) = [c] da + [not c] db
 class Where(Function):
+    saves_inputs = ()
+
     def forward(self, a, b, cond):
         self.cond = cond
         return np.where(cond, a, b)
@@ -189,7 +286,7 @@ class Where(Function):
         return da, db
 
 
-# ---- reductions ------------------------------------------------------------------
+# ---- reductions and scans --------------------------------------------------------
 
 def _expand_reduced(g, shape, axis, keepdims):
     """Bring a reduced gradient back to broadcastable form (re-insert the summed axes)."""
@@ -202,22 +299,25 @@ def _expand_reduced(g, shape, axis, keepdims):
 
 # d sum(x) = broadcast(d out)
 class Sum(Function):
-    def forward(self, x, axis=None, keepdims=False):
+    saves_inputs = ()
+
+    def forward(self, x, axis=None, keepdims=False, dtype=None):
         self.shape, self.axis, self.keepdims = x.shape, axis, keepdims
-        return np.asarray(x.sum(axis=axis, keepdims=keepdims))
+        return np.asarray(x.sum(axis=axis, keepdims=keepdims, dtype=dtype))
 
     def backward(self, g):
         g = _expand_reduced(g, self.shape, self.axis, self.keepdims)
         return np.broadcast_to(g, self.shape)
 
 
-# d max(x) = d out at the maxima, split evenly between ties (as torch.amax)
-class Max(Function):
+# d amax(x) = d out at the maxima, split evenly between ties (as torch.amax)
+class Amax(Function):
+    saves_output = True
+    reduce = staticmethod(np.max)
+
     def forward(self, x, axis=None, keepdims=False):
-        if x.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {x.shape}")
         self.x, self.axis, self.keepdims = x, axis, keepdims
-        self.out = np.asarray(x.max(axis=axis, keepdims=keepdims))
+        self.out = np.asarray(self.reduce(x, axis=axis, keepdims=keepdims))
         return self.out
 
     def backward(self, g):
@@ -227,76 +327,29 @@ class Max(Function):
         return g * hit / hit.sum(axis=self.axis, keepdims=True)
 
 
-# ---- movement: no arithmetic, only where the numbers go --------------------------
-
-# d reshape(x) = reshape back(d out)
-class Reshape(Function):
-    def forward(self, x, shape):
-        self.shape = x.shape
-        return x.reshape(shape)
-
-    def backward(self, g):
-        return g.reshape(self.shape)
+# d amin(x) = d out at the minima, split evenly between ties (as torch.amin)
+class Amin(Amax):
+    reduce = staticmethod(np.min)
 
 
-# d permute(x) = inverse permute(d out)
-class Permute(Function):
-    def forward(self, x, dims):
-        self.inverse = tuple(np.argsort(dims))
-        return x.transpose(dims)
+# d cumsum(x)_i = sum over j >= i of d out_j  (a cumulative sum from the far end)
+class Cumsum(Function):
+    saves_inputs = ()
 
-    def backward(self, g):
-        return g.transpose(self.inverse)
-
-
-# d expand(x) = d out, summed back over the expanded dims (by autograd.unbroadcast)
-class Expand(Function):
-    def forward(self, x, shape):
-        return np.broadcast_to(x, shape)
-
-    def backward(self, g):
-        return g
-
-
-# d x[i] = scatter-add of d out into zeros (repeated indices accumulate)
-class Index(Function):
-    def forward(self, x, index):
-        self.shape, self.index = x.shape, index
-        self.fancy = _has_array(index)
-        try:
-            return np.asarray(x[index])
-        except IndexError as e:
-            raise IndexError(f"index: cannot index a tensor of shape {x.shape} with {index!r}: {e}") from None
-
-    def backward(self, g):
-        dx = np.zeros(self.shape, dtype=g.dtype)
-        if self.fancy:
-            np.add.at(dx, self.index, g)
-        else:
-            dx[self.index] = g  # basic slicing never repeats an element
-        return dx
-
-
-def _has_array(index):
-    parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, (np.ndarray, list)) for p in parts)
-
-
-# d cat(xs) = the matching slice of d out for each x
-class Cat(Function):
-    def forward(self, *xs, axis=0):
+    def forward(self, x, axis, dtype=None):
         self.axis = axis
-        self.bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
-        return np.concatenate(xs, axis=axis)
+        return np.cumsum(x, axis=axis, dtype=dtype)
 
     def backward(self, g):
-        return tuple(np.split(g, self.bounds, axis=self.axis))
+        return np.flip(np.cumsum(np.flip(g, self.axis), axis=self.axis), self.axis)
 
 
 # ---- matmul ---------------------------------------------------------------------
 
 # d(a@b) = d out @ b^T da + a^T @ d out db   (transpose_b: a @ b^T, b an (out, in) weight)
 class MatMul(Function):
+    saved_inputs = _other_needs_grad
+
     def forward(self, a, b, transpose_b=False):
         self.a, self.b, self.transpose_b = a, b, transpose_b
         return kernels.matmul(a, b.T if transpose_b else b)  # (B, T, C) @ (C, N): one (B*T, C) GEMM

@@ -7,8 +7,9 @@ labelled with the Function's name. Only what backward would visit is drawn.
 """
 
 
-def to_dot(t, name="graph"):
-    lines = [f"digraph {name} {{", "  rankdir=LR;", "  node [fontname=monospace];"]
+def to_dot(t, name="minigrad"):
+    # the name is quoted: a bare DOT keyword ("graph", "node") there is a syntax error to dot
+    lines = [f'digraph "{name}" {{', "  rankdir=LR;", "  node [fontname=monospace];"]
     seen = set()
     stack = [t]
     while stack:

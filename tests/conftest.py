@@ -16,8 +16,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 REQUIRE_REFERENCE = os.environ.get("MINIGRAD_REQUIRE_REFERENCE", "") not in ("", "0")
 
 
-def require(module_name):
-    """Import an oracle module (torch, tiktoken, ...) or skip the test.
+def require(module_name, extra="reference"):
+    """Import an oracle or optional module (torch, tiktoken, mpi4py ...) or skip the test.
 
     Under MINIGRAD_REQUIRE_REFERENCE=1 (as in CI) a missing oracle fails the
     test instead, so no reference test is ever silently skipped.
@@ -28,7 +28,7 @@ def require(module_name):
         if REQUIRE_REFERENCE:
             pytest.fail(f"oracle {module_name!r} is required (MINIGRAD_REQUIRE_REFERENCE=1) "
                         f"but cannot be imported: {e}")
-        pytest.skip(f"oracle {module_name!r} not installed (pip install -e '.[reference]')")
+        pytest.skip(f"{module_name!r} not installed (pip install -e '.[{extra}]')")
 
 
 SHAKESPEARE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tinyshakespeare.txt")

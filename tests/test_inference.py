@@ -6,7 +6,8 @@ import pytest
 
 import minigrad as mg
 from minigrad import kernels
-from gpt.inference import KVCache, forward
+from conftest import require
+from gpt.inference import KVCache, attention_probs, forward
 from gpt.model import GPT, GPTConfig
 
 
@@ -95,3 +96,70 @@ def test_past_block_size_is_a_clear_error():
     forward(model, IDS[:, :10], cache)
     with pytest.raises(ValueError, match=r"sequence length 13 \(past 10 \+ new 3\) exceeds block_size 12"):
         forward(model, IDS[:, :3], cache)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_decoding_step_gives_a_row_the_same_bits_alone_or_in_a_batch(dtype):
+    """Greedy answers must not depend on the batch: a row's logits after a one-token step are
+    bit-identical whether it advances alone or among 8 rows, at equal or different lengths."""
+    model = make(dtype)
+    ids = np.random.default_rng(1).integers(0, 19, size=(8, 6))
+    for lengths in ([4] * 8, [1, 4, 2, 5, 3, 4, 1, 2]):
+        batch = KVCache(model.config, batch_size=8, dtype=dtype)
+        for r, n in enumerate(lengths):
+            forward(model, ids[r:r + 1, :n], batch, rows=[r])
+        together = forward(model, np.array([[ids[r, n]] for r, n in enumerate(lengths)]), batch)
+        for r, n in enumerate(lengths):
+            alone = KVCache(model.config, batch_size=1, dtype=dtype)
+            forward(model, ids[r:r + 1, :n], alone)
+            np.testing.assert_array_equal(forward(model, ids[r:r + 1, n:n + 1], alone)[0], together[r])
+
+
+def recomputed_attention(model, ids):
+    """Each layer's probabilities recomputed from the training modules: the residual stream
+    entering each block, its ln_1 and c_attn, then softmax(q k^T / sqrt(D)) over keys j <= i."""
+    tr, H = model.transformer, model.config.n_head
+    N, T = ids.shape
+    model.eval()
+    out = []
+    with mg.no_grad():
+        x = tr.wte(ids) + tr.wpe(np.arange(T))  # (N, T, C)
+        for block in tr.h:
+            q, k, _ = np.split(block.attn.c_attn(block.ln_1(x)).data, 3, axis=-1)  # 3 x (N, T, C)
+            q, k = (a.reshape(N, T, H, -1).transpose(0, 2, 1, 3) for a in (q, k))  # (N, H, T, D)
+            s = np.where(np.tri(T, dtype=bool), q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1]), -np.inf)
+            e = np.exp(s - s.max(-1, keepdims=True))  # (N, H, T, T)
+            out.append(e / e.sum(-1, keepdims=True))
+            x = block(x)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_attention_probs_equal_a_recomputation(backend):
+    model = make()
+    with kernels.use_backend(backend):
+        got = attention_probs(model, IDS)
+    want = recomputed_attention(model, IDS)
+    assert len(got) == model.config.n_layer
+    for g, w in zip(got, want):
+        assert g.shape == (3, 2, 12, 12) and g.dtype == np.float64
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
+        assert (np.triu(g, k=1) == 0).all()
+        np.testing.assert_allclose(g.sum(-1), 1.0, rtol=0, atol=1e-12)
+    one = attention_probs(model, IDS[1, :5])  # one sequence: a batch of one
+    np.testing.assert_allclose(one[1], want[1][1:2, :, :5, :5], rtol=0, atol=1e-12)  # causal: a prefix
+    with pytest.raises(ValueError, match="without a cache only"):
+        forward(model, IDS, KVCache(model.config, 3, np.float64), attentions=[])
+
+
+def test_attention_probs_equal_transformers_output_attentions(tmp_path):
+    torch, transformers = require("torch"), require("transformers")
+    model = make(np.float32)
+    model.save_pretrained(tmp_path)
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    with torch.no_grad():
+        want = theirs(torch.from_numpy(IDS), output_attentions=True).attentions
+    got = attention_probs(model, IDS)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), rtol=0, atol=2e-6)

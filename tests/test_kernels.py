@@ -38,6 +38,13 @@ def mk_matmul(rng, dt, spec):
     return a, b
 
 
+def mk_linear(rng, dt, spec):
+    x_shape, M, layout, bias = spec
+    K_ = x_shape[-1]
+    w = rand(rng, (M, K_), dt).T if layout == "T" else rand(rng, (K_, M), dt)  # "T": the tied lm_head's wte.T
+    return rand(rng, x_shape, dt), w, (rand(rng, M, dt) if bias else None)
+
+
 def mk_x(rng, dt, shape):
     return (rand(rng, shape, dt, 2.0),)
 
@@ -96,6 +103,14 @@ def mk_attn_fwd(rng, dt, spec):
     return q, k, v, 1.0 / math.sqrt(D)
 
 
+def mk_attn_decode(rng, dt, spec):
+    n, B, H, cap, D = spec  # n sequences among B cache rows, each at its own length in 1..cap
+    rows = rng.permutation(B)[:n]
+    lengths = rng.integers(1, cap + 1, n)
+    return (rand(rng, (n, H, D), dt), rand(rng, (B, H, cap, D), dt), rand(rng, (B, H, cap, D), dt),
+            rows, lengths, 1.0 / math.sqrt(D))
+
+
 def mk_attn_bwd(rng, dt, spec):
     q, k, v, scale = mk_attn_fwd(rng, dt, spec)
     out, lse = K.numpy_impl.attention_forward(q, k, v, scale)
@@ -121,13 +136,15 @@ def mk_scale(rng, dt, shape):
 
 MAKERS = {
     "matmul": mk_matmul,
+    "linear_rowwise": mk_linear,
     "softmax_forward": mk_x, "softmax_backward": mk_softmax_bwd,
     "log_softmax_forward": mk_x, "log_softmax_backward": mk_log_softmax_bwd,
     "layer_norm_forward": mk_ln_fwd, "layer_norm_backward": mk_ln_bwd,
     "gelu_forward": mk_x, "gelu_backward": mk_gelu_bwd,
     "gelu_forward_keep_tanh": mk_x, "gelu_backward_with_tanh": mk_gelu_bwd_tanh,
+    "gelu_erf_forward": mk_x, "gelu_erf_backward": mk_gelu_bwd, "erf": mk_x,
     "cross_entropy_forward": mk_ce_fwd, "cross_entropy_backward": mk_ce_bwd,
-    "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd,
+    "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd, "attention_decode": mk_attn_decode,
     "embedding_backward": mk_emb_bwd,
     "adamw_update": mk_adamw, "sum_squares": mk_x, "scale": mk_scale,
 }
@@ -148,6 +165,14 @@ CASES = [
     ("matmul",                 ((1, 600), (600, 500), None)),             # decoding: column tiles
     ("matmul",                 ((2, 1, 600), (600, 500), None)),          # decoding, (N, T, C) @ (C, M)
     ("matmul",                 ((3, 600), (600, 2100), "b")),             # x @ W.T: dot per output
+    ("linear_rowwise",         ((1, 1), 1, "rows", False)),
+    ("linear_rowwise",         ((3, 7), 5, "rows", True)),
+    ("linear_rowwise",         ((8, 130), 600, "rows", True)),             # K % 4, two column tiles
+    ("linear_rowwise",         ((2, 1, 33), 17, "rows", False)),           # (N, T, K) of a decoding step
+    ("linear_rowwise",         ((3, 7), 5, "T", False)),
+    ("linear_rowwise",         ((8, 130), 600, "T", True)),
+    ("linear_rowwise",         ((4, 256), 2048, "rows", True)),            # large: split over threads
+    ("linear_rowwise",         ((4, 256), 2048, "T", False)),
     ("softmax_forward",        (1,)),
     ("softmax_forward",        (3, 1)),
     ("softmax_forward",        (5, 7)),
@@ -177,6 +202,13 @@ CASES = [
     ("gelu_forward_keep_tanh", (2, 3, 101)),
     ("gelu_backward_with_tanh", (1,)),
     ("gelu_backward_with_tanh", (2, 3, 101)),
+    ("gelu_erf_forward",       (1,)),
+    ("gelu_erf_forward",       (2, 3, 101)),
+    ("gelu_erf_backward",      (1,)),
+    ("gelu_erf_backward",      (2, 3, 101)),
+    ("erf",                    ()),
+    ("erf",                    (5, 7)),
+    ("erf",                    (3, 40000)),                                # several thread pieces
     ("cross_entropy_forward",  (1, 1, 0)),
     ("cross_entropy_forward",  (7, 5, 2)),
     ("cross_entropy_forward",  (33, 65, 0)),
@@ -192,6 +224,9 @@ CASES = [
     ("attention_forward",      (2, 4, 64, 64, 32)),
     ("attention_forward",      (1, 2, 130, 150, 8)),                       # query blocks, Tq < Tk
     ("attention_forward",      (2, 3, 256, 256, 16)),                      # 4 query blocks
+    ("attention_decode",       (1, 1, 1, 1, 1)),
+    ("attention_decode",       (3, 5, 2, 9, 4)),                           # rows of a cache, own lengths
+    ("attention_decode",       (8, 8, 4, 130, 32)),
     ("attention_backward",     (1, 1, 1, 1, 1)),
     ("attention_backward",     (2, 3, 7, 7, 5)),
     ("attention_backward",     (1, 2, 3, 8, 4)),
@@ -264,6 +299,50 @@ def test_numba_matches_twin(case, dtype):
             np.testing.assert_array_equal(a, s, err_msg=f"{name} mutated an input")
 
 
+# ---- linear_rowwise: a row's result does not depend on the other rows -----------------------
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+@pytest.mark.parametrize("layout,K_,M", [("rows", 130, 600), ("T", 130, 600), ("rows", 256, 2048), ("T", 256, 2048)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_linear_rowwise_rows_are_bit_identical_for_any_batch(dtype, layout, K_, M, backend):
+    x, w, b = mk_linear(np.random.default_rng(8), dtype, ((8, K_), M, layout, True))
+    with K.use_backend(backend):
+        y8 = K.linear_rowwise(x, w, b)
+        for n in range(8):  # alone (N = 1), and at each position of a batch of 3
+            np.testing.assert_array_equal(K.linear_rowwise(x[n:n + 1], w, b)[0], y8[n], err_msg=f"row {n} alone")
+            p, others = n % 3, [x[(n + 1) % 8], x[(n + 2) % 8]]
+            trio = np.stack(others[:p] + [x[n]] + others[p:])
+            np.testing.assert_array_equal(K.linear_rowwise(trio, w, b)[p], y8[n], err_msg=f"row {n} among 3")
+    assert_close(y8, np.matmul(x.astype(np.float64), w) + b, TWIN_TOL[dtype], "vs np.matmul")
+
+
+def test_linear_rowwise_rows_layout_is_the_twin_bit_for_bit_and_thread_count_free():
+    x, w, b = mk_linear(np.random.default_rng(9), np.float32, ((5, 256), 2048, "rows", True))
+    np.testing.assert_array_equal(K.numba_impl.linear_rowwise(x, w, b), K.numpy_impl.linear_rowwise(x, w, b))
+    before = K.get_num_threads()
+    try:
+        K.set_num_threads(1)
+        one = K.numba_impl.linear_rowwise(x, w.T.copy().T, b)
+        K.set_num_threads(2)
+        np.testing.assert_array_equal(K.numba_impl.linear_rowwise(x, w.T.copy().T, b), one)
+    finally:
+        K.set_num_threads(before)
+
+
+@pytest.mark.parametrize("backend", K.BACKENDS)
+def test_attention_decode_is_each_sequence_alone(backend):
+    """Each sequence's output is attention_forward of its one query over its own keys, and
+    (Numba) the same bits whichever other sequences share the call."""
+    q, kc, vc, rows, lengths, scale = mk_attn_decode(np.random.default_rng(10), np.float32, (6, 8, 4, 70, 16))
+    with K.use_backend(backend):
+        out = K.attention_decode(q, kc, vc, rows, lengths, scale)
+        for i, (r, L) in enumerate(zip(rows, lengths)):
+            want = K.attention_forward(q[i, :, None], kc[r, :, :L], vc[r, :, :L], scale)[0][:, 0]
+            assert_close(out[i], want, TWIN_TOL[np.float32], f"sequence {i}")
+            alone = K.attention_decode(q[i:i + 1], kc, vc, rows[i:i + 1], lengths[i:i + 1], scale)[0]
+            np.testing.assert_array_equal(alone, out[i])
+
+
 # ---- twins (and so the Numba kernels) against finite differences ------------------------
 
 def fd_grad(f, args, i, dy, h=1e-6):
@@ -288,7 +367,7 @@ def _attn_out(q, k, v):
     return K.numpy_impl.attention_forward(q, k, v, 0.4)[0]
 
 
-FD_CASES = ["softmax", "log_softmax", "gelu", "layer_norm", "cross_entropy", "attention", "attention_kv"]
+FD_CASES = ["softmax", "log_softmax", "gelu", "gelu_erf", "layer_norm", "cross_entropy", "attention", "attention_kv"]
 
 
 @pytest.mark.parametrize("backend", K.BACKENDS)
@@ -297,11 +376,11 @@ def test_backward_finite_differences(which, backend):
     rng = np.random.default_rng(1)
     f64 = np.float64
     with K.use_backend(backend):
-        if which in ("softmax", "log_softmax", "gelu"):
+        if which in ("softmax", "log_softmax", "gelu", "gelu_erf"):
             x, dy = rand(rng, (3, 5), f64, 2.0), rand(rng, (3, 5), f64)
             fwd = getattr(K.numpy_impl, which + "_forward")
-            if which == "gelu":
-                got, want = [K.gelu_backward(x, dy)], [fd_grad(fwd, [x], 0, dy)]
+            if which.startswith("gelu"):
+                got, want = [getattr(K, which + "_backward")(x, dy)], [fd_grad(fwd, [x], 0, dy)]
             else:
                 bwd = getattr(K, which + "_backward")
                 got, want = [bwd(fwd(x), dy)], [fd_grad(fwd, [x], 0, dy)]
@@ -342,6 +421,8 @@ def test_twins_match_torch():
         ("softmax",        K.numpy_impl.softmax_forward(x),                  F.softmax(T(x), -1)),
         ("log_softmax",    K.numpy_impl.log_softmax_forward(x),              F.log_softmax(T(x), -1)),
         ("gelu",           K.numpy_impl.gelu_forward(x),                     F.gelu(T(x), approximate="tanh")),
+        ("gelu_erf",       K.numpy_impl.gelu_erf_forward(x),                 F.gelu(T(x))),
+        ("erf",            K.numpy_impl.erf(x),                              torch.erf(T(x))),
         ("layer_norm",     K.numpy_impl.layer_norm_forward(x, w, b, 1e-5)[0], F.layer_norm(T(x), (11,), T(w), T(b), 1e-5)),
     ]
     logits, t = rand(rng, (9, 7), np.float64, 2.0), np.array([1, IGNORE, 6, 0, 0, 3, IGNORE, 2, 5])

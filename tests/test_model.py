@@ -83,6 +83,23 @@ def test_num_params_and_flops():
     assert model.flops_per_token(seq_len=4) < model.flops_per_token()
 
 
+def test_resize_token_embeddings_adds_mean_rows_to_the_tied_table():
+    mg.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8)).eval()
+    ids = np.array([[1, 5, 7, 19]])
+    before, old_rows = m(ids)[0].data, m.transformer.wte.weight.data.copy()
+    m.resize_token_embeddings(23)
+    after = m(ids)[0].data
+    assert m.config.vocab_size == 23 and m.lm_head.weight is m.transformer.wte.weight
+    assert np.array_equal(m.transformer.wte.weight.data[:20], old_rows)
+    assert np.allclose(m.transformer.wte.weight.data[20:], old_rows.mean(0), atol=1e-7)
+    assert np.array_equal(after[..., :20], before)  # old tokens' logits unchanged
+    assert np.allclose(after[..., 20], before.mean(-1), atol=1e-5)  # a new token's: the mean logit
+    assert m.resize_token_embeddings(23) is m.transformer.wte
+    with pytest.raises(ValueError, match="would drop trained rows"):
+        m.resize_token_embeddings(10)
+
+
 def test_bias_false_has_no_biases():
     model = model_of(GPTConfig(**{**SMALL.to_dict(), "bias": False}))
     assert not [n for n in model.state_dict() if n.endswith(".bias")]

@@ -67,6 +67,41 @@ def test_a_row_is_the_same_alone_in_a_batch_and_on_any_thread_count():
         kernels.set_num_threads(before)
 
 
+def test_rowwise_rows_are_the_same_in_any_batch_beyond_the_dot_kernel_rows():
+    """A serving step may decode more rows than the dot kernel's usual 8: rowwise keeps them
+    on it, so a row is the same bits alone, among 12 and on any thread count."""
+    wq, scale = kernels.quantize_rows(weights(5000, 64))
+    x = RNG.standard_normal((12, 64)).astype(np.float32)
+    before = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(1)
+        alone = [nb.linear_int8(x[n:n + 1], wq, scale, rowwise=True)[0] for n in range(12)]
+        for n_threads in (1, 2, 3):
+            kernels.set_num_threads(n_threads)
+            np.testing.assert_array_equal(nb.linear_int8(x, wq, scale, rowwise=True), np.stack(alone))
+    finally:
+        kernels.set_num_threads(before)
+    np.testing.assert_allclose(np.stack(alone), twin.linear_int8(x, wq, scale), rtol=1e-5, atol=1e-4)
+
+
+def test_a_lora_model_is_quantised_with_its_adapters_merged():
+    from gpt import lora
+    model, merged = make_model(), make_model()
+    for m in (model, merged):
+        lora.apply_lora(m, lora.AdapterConfig(r=2, alpha=4.0, targets=["c_attn", "c_fc"]))
+    for (name, p), twin_p in zip(model.named_parameters(), merged.parameters()):
+        if ".lora_B" in name:  # B = 0 at the start: give the adapter something to add
+            p.data[...] = 0.1 * np.cos(np.arange(p.data.size)).reshape(p.shape)
+        twin_p.data[...] = p.data
+    lora.merge(merged)
+    q, qm = quantize_int8(model), quantize_int8(merged)
+    for block, mblock in zip(q.transformer.h, qm.transformer.h):
+        for name in ("c_attn", "c_proj"):
+            np.testing.assert_array_equal(getattr(block.attn, name).weight_q, getattr(mblock.attn, name).weight_q)
+    ids = np.random.default_rng(3).integers(0, 23, (2, 16))
+    np.testing.assert_array_equal(forward(q, ids), forward(qm, ids))
+
+
 def make_model(bias=True):
     mg.manual_seed(5)
     model = GPT(GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16, bias=bias))

@@ -91,6 +91,13 @@ def test_eos_stops_each_row():
                     use_cache=False)
     for r in rows:
         assert 2 not in r[1:-1] and (r[-1] == 2 or len(r) == 31)
+    rows = generate(FixedLogits([1.0, 1.0, 1.0]), [0], 30, seed=0, eos_token_id=[1, 2], num_samples=6,
+                    use_cache=False)  # several stop ids, as transformers: any of them ends a row
+    assert all(r[-1] in (1, 2) and not {1, 2} & set(r[1:-1]) for r in rows)
+    assert list(stream(stub, [0], 10, do_sample=False, eos_token_id=[7, 1])) == [1]
+    assert generate(stub, [0], 3, do_sample=False, eos_token_id=[]) == [[0, 1, 1, 1]]  # none
+    with pytest.raises(ValueError, match="eos_token_id"):
+        generate(stub, [0], 3, eos_token_id=[[1]])
 
 
 def test_long_prompt_keeps_its_last_block_size_tokens(model):

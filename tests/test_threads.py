@@ -37,6 +37,8 @@ def _run_all(x, q, k, v, dout, w, b):
     dlogits = nb.cross_entropy_backward(logits, targets, ce_lse, -100, 1.0)
     rows, big = x.reshape(-1, 384)[:4], x.reshape(-1, 384)[4:3004]  # decoding: 4 rows, weights of 3 tiles
     decode = [nb.matmul(rows, big.T), nb.matmul(rows[:, :300], np.ascontiguousarray(big.T[:300]))]
+    decode += [nb.linear_rowwise(x.reshape(-1, 384)[:8], big.T),  # a serving step's 8 rows, both layouts
+               nb.linear_rowwise(x.reshape(-1, 384)[:8, :300], np.ascontiguousarray(big.T[:300]))]
     return decode + [y, t, nb.gelu_forward(x), nb.gelu_backward(x, y), nb.gelu_backward_with_tanh(x, t, y),
             out, lse, *nb.attention_backward(dout, q, k, v, out, lse, 0.2),
             *nb.layer_norm_forward(x, w, b, 1e-5), *_ln_backward(x, w, b), p, m, v2, scaled, np.float64(nb.sum_squares(x)), loss, ce_lse, dlogits]

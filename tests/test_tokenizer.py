@@ -256,6 +256,67 @@ def test_char_round_trip(text):
     assert tok.decode(tok.encode(text)) == text
 
 
+# ----- adding special tokens (chat markers, end-of-text) -----------------------------------
+CHAT = ["<|im_start|>", "<|im_end|>"]
+
+
+def test_bpe_add_special_tokens_after_the_largest_id_and_saved(trained, tmp_path):
+    tok = BPETokenizer.load(_saved(trained, tmp_path))
+    n = tok.vocab_size
+    assert tok.add_special_tokens(CHAT + [EOT]) == 2  # EOT is there already
+    assert {s: tok.special_tokens[s] for s in CHAT} == {"<|im_start|>": n, "<|im_end|>": n + 1}
+    assert tok.vocab_size == n + 2 and tok.add_special_tokens(CHAT) == 0
+    text = "<|im_start|>user\nhi<|im_end|>"
+    ids = tok.encode(text, allowed_special=set(CHAT))
+    assert ids[0] == n and ids[-1] == n + 1 and tok.decode(ids) == text
+    assert tok.encode(text, disallowed_special=()) == tok.encode_ordinary(text)  # text stays text
+    with pytest.raises(DisallowedSpecialError):
+        tok.encode(text)
+    for reread in (BPETokenizer.load(_saved(tok, tmp_path)), _hf_round_trip(tok, tmp_path)):
+        assert reread.special_tokens == tok.special_tokens
+        assert reread.encode(text, allowed_special="all") == ids
+    with pytest.raises(TokenizerError, match="list of str"):
+        tok.add_special_tokens("<|x|>")
+    with pytest.raises(TokenizerError, match="non-empty"):
+        tok.add_special_tokens([""])
+
+
+def _saved(tok, tmp_path):
+    tok.save(tmp_path / "t.txt")
+    return tmp_path / "t.txt"
+
+
+def _hf_round_trip(tok, tmp_path):
+    tok.save_hf(tmp_path / "hf")
+    return BPETokenizer.from_hf(tmp_path / "hf")
+
+
+def test_char_special_tokens_rules_and_file(tmp_path):
+    tok = CharTokenizer().train("ab<|>imstardne_\n")
+    before = tok.vocab_size
+    tok.save(tmp_path / "old.tok")
+    old_format = (tmp_path / "old.tok").read_text()
+    assert "special" not in old_format  # no specials: the file is exactly the old format
+    assert tok.add_special_tokens(CHAT) == 2 and tok.vocab_size == before + 2
+    assert tok.special_tokens == {"<|im_start|>": before, "<|im_end|>": before + 1}
+    text = "<|im_start|>ab<|im_end|>"
+    assert tok.encode(text, allowed_special="all") == [before] + tok.encode_ordinary("ab") + [before + 1]
+    assert tok.decode(tok.encode(text, allowed_special="all")) == text
+    assert len(tok.encode(text, disallowed_special=())) == len(text)  # specials spelled out: chars
+    with pytest.raises(DisallowedSpecialError):
+        tok.encode(text)
+    tok.save(tmp_path / "new.tok")
+    again = load_tokenizer(tmp_path / "new.tok")
+    assert again.special_tokens == tok.special_tokens and again.chars == tok.chars
+    assert again.token_to_bytes(before + 1) == b"<|im_end|>"
+    retrained = CharTokenizer(special_tokens=CHAT).train("xyz")  # specials follow the new chars
+    assert retrained.special_tokens == {"<|im_start|>": 3, "<|im_end|>": 4}
+    bad = (tmp_path / "new.tok").read_text().replace(f"{before} ", "1 ", 1)  # an id a char has
+    (tmp_path / "bad.tok").write_text(bad)
+    with pytest.raises(TokenizerFileError, match="collides"):
+        load_tokenizer(tmp_path / "bad.tok")
+
+
 # ----- CLI ---------------------------------------------------------------------------------
 def test_cli_train_encode_decode_stats(tmp_path, monkeypatch, capsys):
     import io

@@ -1,10 +1,12 @@
 """Every op against PyTorch: forward values and every input's gradient.
 
 One table, one helper (tinygrad's helper_test_op style). A row is
-    R(name, input shapes, torch fn, minigrad fn, value range, tolerance factor)
+    R(name, input shapes, torch fn, minigrad fn, value range, tolerance factor, vals)
 and runs in float64 (to 1e-10) and float32 (to 1e-5), each times the factor:
-same inputs, same random upstream gradient, and the output and every gradient
-must keep the input dtype. When the minigrad fn is None the torch fn is reused
+same inputs (random in the range, or `vals` for edge cases), same random
+upstream gradient for every floating output, and the output and every gradient
+must keep the input dtype. Integer outputs (indices) must be equal, int64, and
+take no gradient. More rows: tests/test_torch_reference_ops.py. When the minigrad fn is None the torch fn is reused
 (the method names agree). torch is imported only through conftest.require, at
 the first use inside a test, so MINIGRAD_REQUIRE_REFERENCE=1 turns a missing
 torch into a failure rather than a skip.
@@ -46,6 +48,7 @@ class R:
     low: float = -2.0
     high: float = 2.0
     tol: float = 1.0
+    vals: Optional[list] = None    # explicit input values (edge cases) instead of random ones
 
     def __str__(self):
         return self.name
@@ -93,7 +96,7 @@ ROWS = [
     R("abs", [(3, 4)], lambda a: a.abs()),
     R("clip", [(3, 4)], lambda a: a.clip(-0.5, 0.7), lambda a: a.clip(-0.5, 0.7)),
     R("clip_min_only", [(3, 4)], lambda a: a.clamp(min=0.3), lambda a: a.clip(min=0.3)),
-    R("gelu_tanh", [(3, 4)], lambda a: TF.gelu(a, approximate="tanh"), lambda a: a.gelu(), low=-4, high=4),
+    R("gelu_tanh", [(3, 4)], lambda a: TF.gelu(a, approximate="tanh"), lambda a: a.gelu(approximate="tanh"), low=-4, high=4),
     # ---- reductions ----------------------------------------------------------------------
     R("sum", [(3, 4)], lambda a: a.sum()),
     R("sum_axis", [(3, 4)], lambda a: a.sum(1), lambda a: a.sum(axis=1)),
@@ -103,10 +106,10 @@ ROWS = [
     R("mean", [(3, 4)], lambda a: a.mean()),
     R("mean_axis_keepdims", [(2, 3, 4)], lambda a: a.mean(1, keepdim=True), lambda a: a.mean(axis=1, keepdims=True)),
     R("max", [(3, 4)], lambda a: a.max()),
-    R("max_axis", [(3, 4)], lambda a: a.amax(1), lambda a: a.max(axis=1)),
-    R("max_axes_keepdims", [(2, 3, 4)], lambda a: a.amax((0, 2), keepdim=True), lambda a: a.max(axis=(0, 2), keepdims=True)),
+    R("amax_axis", [(3, 4)], lambda a: a.amax(1), lambda a: a.amax(axis=1)),
+    R("amax_axes_keepdims", [(2, 3, 4)], lambda a: a.amax((0, 2), keepdim=True), lambda a: a.amax(axis=(0, 2), keepdims=True)),
     R("min", [(3, 4)], lambda a: a.min()),
-    R("min_axis", [(3, 4)], lambda a: a.amin(0), lambda a: a.min(axis=0)),
+    R("amin_axis", [(3, 4)], lambda a: a.amin(0), lambda a: a.amin(axis=0)),
     R("var_unbiased", [(3, 4)], lambda a: a.var()),
     R("var_axis", [(3, 4)], lambda a: a.var(1), lambda a: a.var(axis=1)),
     R("var_keepdims", [(2, 3, 4)], lambda a: a.var((0, 2), keepdim=True), lambda a: a.var(axis=(0, 2), keepdims=True)),
@@ -178,9 +181,9 @@ ROWS = [
       lambda w: F.embedding(IDS, w * 2)),
     R("sdpa_causal", [(2, 2, 4, 3)] * 3, lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True),
       lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
-    R("sdpa_causal_kv_cache", [(1, 2, 2, 3), (1, 2, 4, 3), (1, 2, 4, 3)],
+    R("sdpa_bottom_right_mask", [(1, 2, 2, 3), (1, 2, 4, 3), (1, 2, 4, 3)],
       lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, attn_mask=tt(BOTTOM_RIGHT)),
-      lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
+      lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=BOTTOM_RIGHT)),
     R("sdpa_full", [(1, 2, 3, 4), (1, 2, 5, 4), (1, 2, 5, 4)],
       lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, scale=0.3),
       lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=False, scale=0.3)),
@@ -192,21 +195,32 @@ ROWS = [
 def helper_test_op(row, dtype, seed=0):
     require("torch")
     rng = np.random.default_rng(seed)
-    arrays = [rng.uniform(row.low, row.high, s).astype(dtype) for s in row.shapes]
+    if row.vals is not None:
+        arrays = [np.asarray(v, dtype=dtype) for v in row.vals]
+    else:
+        arrays = [rng.uniform(row.low, row.high, s).astype(dtype) for s in row.shapes]
     t_in = [torch.tensor(a, requires_grad=True) for a in arrays]
     m_in = [mg.Tensor(a, requires_grad=True) for a in arrays]
     t_out, m_out = _as_list(row.torch_fn(*t_in)), _as_list((row.mg_fn or row.torch_fn)(*m_in))
     tol = TOL[dtype] * row.tol
 
     assert len(m_out) == len(t_out)
+    floating = [t.dtype.is_floating_point for t in t_out]
     upstream = [rng.standard_normal(tuple(t.shape)).astype(dtype) for t in t_out]
-    for m, t in zip(m_out, t_out):
-        assert m.shape == tuple(t.shape)
+    for m, t, f in zip(m_out, t_out, floating):
+        assert m.shape == tuple(t.shape), f"{row}: shape {m.shape} != {tuple(t.shape)}"
+        if not f:   # indices: exact, int64, outside the graph
+            assert m.dtype == np.int64 and not m.requires_grad, f"{row}: indices {m.dtype}"
+            np.testing.assert_array_equal(m.data, t.numpy(), err_msg=f"{row} indices")
+            continue
         assert m.dtype == dtype, f"{row}: forward {dtype.__name__} -> {m.dtype}"
         np.testing.assert_allclose(m.data, t.detach().numpy(), rtol=tol, atol=tol, err_msg=f"{row} forward")
 
-    sum(((t * tt(u)).sum() for t, u in zip(t_out, upstream))).backward()
-    sum(((m * mg.Tensor(u)).sum() for m, u in zip(m_out, upstream))).backward()
+    pairs = [(m, t, u) for m, t, u, f in zip(m_out, t_out, upstream, floating) if f]
+    if not pairs:   # indices only: nothing to differentiate
+        return
+    sum(((t * tt(u)).sum() for _, t, u in pairs)).backward()
+    sum(((m * mg.Tensor(u)).sum() for m, _, u in pairs)).backward()
     for i, (m, t) in enumerate(zip(m_in, t_in)):
         want = np.zeros(m.shape, dtype) if t.grad is None else t.grad.numpy()
         assert m.grad is not None and m.grad.dtype == dtype, f"{row}: grad of input {i} is {m.grad}"

@@ -106,11 +106,11 @@ def test_ctrl_c_mid_step_rewinds_the_rngs(tmp_path, monkeypatch):
     r, out = build(cfg)
     real_step, calls = gpt.train.loop.train_step, []
 
-    def step(model, optimizer, batch, lr, grad_clip):  # the step has drawn its batch ...
+    def step(model, optimizer, batches, lr, *rest):  # the step has drawn its batches ...
         if len(calls) == 6:
             raise KeyboardInterrupt  # ... when Ctrl-C arrives
         calls.append(lr)
-        return real_step(model, optimizer, batch, lr, grad_clip)
+        return real_step(model, optimizer, batches, lr, *rest)
     monkeypatch.setattr(gpt.train.loop, "train_step", step)
     with pytest.raises(KeyboardInterrupt):
         train_loop(r, stream=out)

@@ -1,8 +1,12 @@
 """viz.to_dot draws the graph (op names, shapes); detect_anomaly names the first op that made NaN/Inf."""
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
 import minigrad as mg
+from conftest import REQUIRE_REFERENCE
 from minigrad.viz import to_dot
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the NaNs are on purpose
@@ -19,6 +23,19 @@ def test_to_dot_names_ops_shapes_and_kinds():
         assert fragment in dot, fragment
     assert dot.count("shape=ellipse") == 4            # one node per op
     assert dot.count("->") == 4 + 6                   # op -> output, and 2+1+2+1 input edges
+
+
+def test_graphviz_renders_the_dot_text():
+    """Graphviz's own `dot` parses what to_dot writes (CI installs it; see .ci/run)."""
+    if shutil.which("dot") is None:
+        if REQUIRE_REFERENCE:
+            pytest.fail("Graphviz's dot is required under MINIGRAD_REQUIRE_REFERENCE=1 (apt-get install graphviz)")
+        pytest.skip("Graphviz's dot is not installed")
+    x = mg.ones(2, 3, requires_grad=True)
+    for name in ("minigrad", "graph", "my net"):
+        done = subprocess.run(["dot", "-Tsvg"], input=to_dot((x.tanh() * x).sum(), name),
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and "<svg" in done.stdout and "Tanh" in done.stdout, done.stderr
 
 
 def test_to_dot_draws_a_shared_tensor_once():

@@ -46,6 +46,14 @@ def from_pretrained(cls, directory, dtype=np.float32):
     """A `cls` (GPT) from a folder holding config.json and model.safetensors (or shards with
     model.safetensors.index.json). Weights stored as float16/bfloat16/float64 are converted
     to `dtype` (float32 by default; widening half precision is exact)."""
+    model, files = open_pretrained(cls, directory, dtype)
+    return weights.load_into(model, files).eval()  # as transformers: dropout off until trained
+
+
+def open_pretrained(cls, directory, dtype=np.float32):
+    """from_pretrained short of reading the weights: (model with unread parameters, weight
+    files), with config.json and every file header already checked, so that a server can
+    refuse a bad folder before it binds its port and read the weights afterwards."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no such checkpoint folder")
@@ -60,4 +68,5 @@ def from_pretrained(cls, directory, dtype=np.float32):
         raise CheckpointError(f"{config_path}: not valid JSON ({e})") from None
     config = config_from_hf(cls.config_class, cfg, config_path)
     model = cls(config, dtype=dtype, init_weights=False)  # load_into fills every parameter
-    return weights.load_into(model, files).eval()  # as transformers: dropout off until trained
+    weights.plan(model, files)
+    return model, files

@@ -13,8 +13,8 @@ import sys
 
 import regex
 
-from gpt.errors import DisallowedSpecialError, TokenizerError
-from gpt.tokenizer import files, hf, rules
+from gpt.errors import TokenizerError
+from gpt.tokenizer import files, hf, rules, specials
 from gpt.tokenizer.trainer import count_chunks, train_merges
 
 ENDOFTEXT = "<|endoftext|>"
@@ -45,7 +45,6 @@ class BPETokenizer:
         self._byte_ids = [self._encoder[bytes([b])] for b in range(256)]  # byte -> id
         self._set_specials(special_tokens)
         self._cache = {}                         # str chunk -> list of ids
-        self._special_regexes = {}               # frozenset of str -> compiled regex
 
     def _check_bytes(self):
         missing = [b for b in range(256) if bytes([b]) not in self._encoder]
@@ -55,22 +54,13 @@ class BPETokenizer:
 
     def _set_specials(self, special_tokens):
         """special_tokens: None, a list of str (ids after the vocab) or a dict str -> id."""
-        if special_tokens is None:
-            special_tokens = {}
         if not isinstance(special_tokens, dict):
-            first = max(self._vocab) + 1
-            special_tokens = {s: first + k for k, s in enumerate(dict.fromkeys(special_tokens))}
-        for text, i in special_tokens.items():
-            if not isinstance(text, str) or text == "":
-                raise TokenizerError(f"special token must be a non-empty str, got {text!r}")
-            if i in self._vocab:
-                raise TokenizerError(f"special token {text!r} id {i} collides with an ordinary token")
-        if len(set(special_tokens.values())) != len(special_tokens):
-            raise TokenizerError("two special tokens share an id")
-        self._specials = dict(special_tokens)                               # str -> int
+            special_tokens = specials.with_added({}, special_tokens or [], max(self._vocab) + 1)
+        self._specials = specials.check(special_tokens, self._vocab)       # str -> int
         self._decoder = dict(self._vocab)                                   # int -> bytes
         self._decoder.update({i: s.encode("utf-8") for s, i in self._specials.items()})
         self._vocab_size = max(self._decoder) + 1
+        self._special_regexes = {}                                          # frozenset of str -> regex
 
     @classmethod
     def from_state(cls, mode, vocab, merges, pattern, special_tokens, ignore_merges=False):
@@ -87,15 +77,15 @@ class BPETokenizer:
         (left id, right id); see trainer.py. Stops early if the text runs out of pairs.
         """
         pattern = self.pattern if pattern is None else pattern
-        specials = list(self._specials) if special_tokens is None else list(special_tokens)
+        special_texts = list(self._specials) if special_tokens is None else list(special_tokens)
         if not isinstance(vocab_size, int):
             raise TokenizerError(f"vocab_size must be an int, got {vocab_size!r}")
-        num_merges = vocab_size - 256 - len(specials)
+        num_merges = vocab_size - 256 - len(special_texts)
         if num_merges < 0:
             raise TokenizerError(f"vocab_size {vocab_size} is smaller than 256 bytes + "
-                                 f"{len(specials)} special tokens = {256 + len(specials)}")
+                                 f"{len(special_texts)} special tokens = {256 + len(special_texts)}")
         compiled = rules.compile_pattern(rules.resolve_pattern(pattern))
-        chunks = count_chunks(texts, compiled, _alternation(specials))
+        chunks = count_chunks(texts, compiled, specials.alternation(special_texts))
         if not chunks:
             raise TokenizerError("training text is empty (no pre-token chunks found)")
         if verbose:
@@ -105,7 +95,7 @@ class BPETokenizer:
         vocab = {b: bytes([b]) for b in range(256)}
         for (a, b), new in merges:
             vocab[new] = vocab[a] + vocab[b]
-        self._setup("pairs", vocab, merges, pattern, specials)
+        self._setup("pairs", vocab, merges, pattern, special_texts)
         return self
 
     # ----- properties ---------------------------------------------------------------
@@ -184,49 +174,16 @@ class BPETokenizer:
         disallowed_special: "all" (every special not allowed), "none"/() or a set; such
         text raises DisallowedSpecialError. Pass disallowed_special=() to encode it as text.
         """
-        allowed = self._special_set(allowed_special, "allowed_special")
-        if disallowed_special == "all":
-            disallowed = set(self._specials) - allowed
-        else:
-            disallowed = self._special_set(disallowed_special, "disallowed_special")
-        if disallowed:
-            found = self._special_regex(disallowed).search(text)
-            if found:
-                raise DisallowedSpecialError(
-                    f"text contains the special token {found.group()!r}, which is not allowed; "
-                    f"pass allowed_special={{{found.group()!r}}} to encode it as a special token, "
-                    f"or disallowed_special=() to encode it as ordinary text")
-        if not allowed:
-            return self.encode_ordinary(text)
-        return self._encode_with_specials(text, allowed)
+        return specials.encode_with_specials(text, self._specials, allowed_special, disallowed_special,
+                                             self.encode_ordinary, self._special_regexes)
 
-    def _special_set(self, value, name):
-        if value == "all":
-            return set(self._specials)
-        if value == "none" or not value:
-            return set()
-        if isinstance(value, str):
-            raise TokenizerError(f"{name} must be 'all', 'none' or a set of str, got {value!r}")
-        unknown = set(value) - set(self._specials)
-        if unknown and name == "allowed_special":
-            raise TokenizerError(f"allowed_special names unknown special tokens: {sorted(unknown)}")
-        return set(value)
-
-    def _special_regex(self, specials):
-        key = frozenset(specials)
-        if key not in self._special_regexes:
-            self._special_regexes[key] = _alternation(specials)
-        return self._special_regexes[key]
-
-    def _encode_with_specials(self, text, allowed):
-        """Split on allowed specials; the text between them is pre-tokenized on its own."""
-        out, start = [], 0
-        for match in self._special_regex(allowed).finditer(text):
-            out += self.encode_ordinary(text[start:match.start()])
-            out.append(self._specials[match.group()])
-            start = match.end()
-        out += self.encode_ordinary(text[start:])
-        return out
+    def add_special_tokens(self, tokens):
+        """Add the special tokens (a list of str) this tokenizer lacks, with ids after the
+        largest one, so a model's embedding grows by rows at its end. Returns how many were
+        added (as transformers' add_special_tokens); saved and loaded by every file format."""
+        before = len(self._specials)
+        self._set_specials(specials.with_added(self._specials, tokens, self.vocab_size))
+        return len(self._specials) - before
 
     def encode_batch(self, texts, allowed_special="none", disallowed_special="all"):
         return [self.encode(t, allowed_special, disallowed_special) for t in texts]
@@ -269,12 +226,3 @@ class BPETokenizer:
     def __repr__(self):
         return (f"BPETokenizer(mode={self.mode!r}, vocab_size={self.vocab_size}, "
                 f"merges={len(self._merges)}, specials={len(self._specials)})")
-
-
-def _alternation(specials):
-    """A regex matching any of the special strings, longest first, or None if there are none."""
-    if not specials:
-        return None
-    ordered = sorted(specials, key=lambda s: (-len(s), s))
-    return regex.compile("|".join(regex.escape(s) for s in ordered))
-

@@ -1,4 +1,4 @@
-"""The live progress line and the metrics file of a training run.
+"""The live progress line and the metrics file of a training run, and plots of metrics files.
 
 On a terminal the line is rewritten in place with `\\r` after every step; into a
 file or pipe (CI logs, `| tee`) it is printed as a plain line every
@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 
 from minigrad.nn.state import atomic_write
+
+from gpt.errors import ConfigError, MissingExtraError
+
+PLOT_INSTALL = "pip install 'minigrad-gpt[plot]'"
 
 
 def fmt_duration(seconds):
@@ -98,18 +102,33 @@ class MetricsLog:
 
 
 def read_metrics(path):
+    """The records of a metrics.jsonl, less a last line torn by a crash (or still being written)."""
+    rows = []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return rows
 
 
-def plot_losses(metrics_path, png_path):
-    """Loss curve PNG; returns None, or a one-line notice when matplotlib is missing."""
+def _pyplot():
+    """matplotlib.pyplot drawing to files only (Agg), or None when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return "matplotlib not installed: no loss plot (pip install 'minigrad-gpt[plot]')"
+        return None
+    return plt
+
+
+def plot_losses(metrics_path, png_path):
+    """Loss curve PNG; returns None, or a one-line notice when matplotlib is missing."""
+    plt = _pyplot()
+    if plt is None:
+        return f"matplotlib not installed: no loss plot ({PLOT_INSTALL})"
     rows = read_metrics(metrics_path)
     steps = [r for r in rows if "loss" in r]
     evals = [r for r in rows if "val_loss" in r]
@@ -126,3 +145,38 @@ def plot_losses(metrics_path, png_path):
     atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
     return None
+
+
+# what `gpt plot` draws per run: (field, line name, style); one colour per run
+LOSS_CURVES = [("loss", "train", dict(lw=0.7, alpha=0.45)), ("val_loss", "val", dict(marker="o", ms=3, lw=1.2))]
+
+
+def plot_runs(runs, png_path, metric=None):
+    """Curves of several runs on one figure, from their metrics.jsonl records: each run's step
+    loss and val loss (default), or one field by name. runs: label -> list of records.
+    Returns the curves drawn, {line label: (iterations, values)}."""
+    plt = _pyplot()
+    if plt is None:
+        raise MissingExtraError(f"gpt plot needs matplotlib: {PLOT_INSTALL}")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    curves = {}
+    for i, (label, rows) in enumerate(runs.items()):
+        for field, name, style in [(metric, None, dict(lw=1.0))] if metric else LOSS_CURVES:
+            points = [(r["iter"], r[field]) for r in rows if isinstance(r.get(field), (int, float))]
+            if points:
+                line = label if name is None else f"{label} {name}"
+                curves[line] = tuple(list(v) for v in zip(*points))
+                ax.plot(*curves[line], color=f"C{i % 10}", label=line, **style)
+    if not curves:
+        plt.close(fig)
+        known = sorted({k for rows in runs.values() for r in rows for k, v in r.items()
+                        if isinstance(v, (int, float)) and k != "iter"})
+        raise ConfigError(f"no run has values of {metric or 'loss'}; the runs' fields are: {', '.join(known)}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(metric or "cross-entropy (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return curves

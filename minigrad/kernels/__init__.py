@@ -18,19 +18,22 @@ from types import SimpleNamespace
 # The kernels are compiled serial and split over Python threads (kernels/threads.py says why),
 # so no OpenMP pool is started and OMP_WAIT_POLICY is left as the user set it.
 
-from . import activation, attention, embedding, int8, loss, matmul as _matmul, norm, optim, softmax, threads
+from . import (activation, attention, embedding, int8, linear, loss, matmul as _matmul, norm, optim, softmax,
+               threads)
 
 BACKENDS = ("numba", "numpy")
 
 _MODULES = {
     "matmul": _matmul,
+    "linear_rowwise": linear,
     "softmax_forward": softmax, "softmax_backward": softmax,
     "log_softmax_forward": softmax, "log_softmax_backward": softmax,
     "layer_norm_forward": norm, "layer_norm_backward": norm,
     "gelu_forward": activation, "gelu_backward": activation,
     "gelu_forward_keep_tanh": activation, "gelu_backward_with_tanh": activation,
+    "gelu_erf_forward": activation, "gelu_erf_backward": activation, "erf": activation,
     "cross_entropy_forward": loss, "cross_entropy_backward": loss,
-    "attention_forward": attention, "attention_backward": attention,
+    "attention_forward": attention, "attention_backward": attention, "attention_decode": attention,
     "embedding_backward": embedding,
     "adamw_update": optim, "sum_squares": optim, "scale": optim,
     "quantize_rows": int8, "linear_int8": int8,
@@ -98,6 +101,13 @@ def matmul(a, b, out=None):
     return _impl.matmul(a, b, out)
 
 
+def linear_rowwise(x, w, bias=None):
+    """x (..., K) @ w (K, M) + bias, each row alone in a fixed summation order: a row's result
+    is the same bits whatever the other rows are (batched decoding) and whatever the thread
+    count; w may be a transposed view."""
+    return _impl.linear_rowwise(x, w, bias)
+
+
 def softmax_forward(x):
     """Softmax over the last axis."""
     return _impl.softmax_forward(x)
@@ -148,6 +158,21 @@ def gelu_backward_with_tanh(x, t, dy):
     return _impl.gelu_backward_with_tanh(x, t, dy)
 
 
+def gelu_erf_forward(x):
+    """Exact GELU, x * Phi(x) with the normal CDF from erf (PyTorch's default)."""
+    return _impl.gelu_erf_forward(x)
+
+
+def gelu_erf_backward(x, dy):
+    """dx for gelu_erf_forward at x."""
+    return _impl.gelu_erf_backward(x, dy)
+
+
+def erf(x):
+    """The error function, elementwise, in x's (floating) dtype."""
+    return _impl.erf(x)
+
+
 def cross_entropy_forward(logits, targets, ignore_index):
     """logits (N, V), targets (N,) int -> (loss 0-d array, lse (N,)); loss NaN if all ignored."""
     return _impl.cross_entropy_forward(logits, targets, ignore_index)
@@ -166,6 +191,12 @@ def attention_forward(q, k, v, scale):
 def attention_backward(dout, q, k, v, out, lse, scale):
     """Returns (dq, dk, dv) for attention_forward."""
     return _impl.attention_backward(dout, q, k, v, out, lse, scale)
+
+
+def attention_decode(q, k_cache, v_cache, rows, lengths, scale):
+    """One new query per sequence, q (n, H, D), over its own cached keys and values
+    k_cache[rows[i], :, :lengths[i]] (caches (B, H, capacity, D)) -> out (n, H, D)."""
+    return _impl.attention_decode(q, k_cache, v_cache, rows, lengths, scale)
 
 
 def embedding_backward(ids, dy, num_embeddings, into=None):
@@ -195,9 +226,10 @@ def quantize_rows(w):
     return _impl.quantize_rows(w)
 
 
-def linear_int8(x, wq, scale, bias=None):
-    """x (..., K) float32 @ the int8 rows wq (M, K), times scale (M,), plus bias -> (..., M)."""
-    return _impl.linear_int8(x, wq, scale, bias)
+def linear_int8(x, wq, scale, bias=None, rowwise=False):
+    """x (..., K) float32 @ the int8 rows wq (M, K), times scale (M,), plus bias -> (..., M).
+    rowwise: each row's result the same bits whatever the other rows (as linear_rowwise)."""
+    return _impl.linear_int8(x, wq, scale, bias, rowwise)
 
 
 __all__ = ["BACKENDS", "KERNELS", "numpy_impl", "numba_impl", "set_backend", "get_backend",

@@ -1,10 +1,12 @@
-"""GELU with GPT-2's tanh approximation: forward and backward."""
+"""GELU, with GPT-2's tanh approximation and exact (erf, PyTorch's default), and erf."""
 import math
 
 import numpy as np
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)   # Python floats: never upcast float32
 GELU_COEF = 0.044715
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 # gelu forward, tanh approximation (math: minigrad/fused.py, Gelu)
@@ -31,6 +33,26 @@ def gelu_forward_keep_tanh_numpy(x):
 def gelu_backward_with_tanh_numpy(x, t, dy):
     du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_COEF * x * x)
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+
+
+# erf, elementwise (math: ops.Erf). NumPy has no erf: the twin calls math.erf per element,
+# exact and slow (~100 ns/element), which is what a specification should be.
+_erf_each = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def erf_numpy(x):
+    return np.asarray(_erf_each(x), dtype=x.dtype)
+
+
+# exact gelu forward: y = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2 (math: fused.GeluErf)
+def gelu_erf_forward_numpy(x):
+    return np.asarray(0.5 * x * (1.0 + _erf_each(x * SQRT_HALF)), dtype=x.dtype)
+
+
+# exact gelu backward: dx = dy (Phi(x) + x phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+def gelu_erf_backward_numpy(x, dy):
+    cdf = 0.5 * (1.0 + _erf_each(x * SQRT_HALF))
+    return np.asarray(dy * (cdf + x * INV_SQRT_2PI * np.exp(-0.5 * x * x)), dtype=x.dtype)
 
 
 # ---- Numba ---------------------------------------------------------------------------------
@@ -116,6 +138,50 @@ def gelu_backward_with_tanh_numba(x, t, dy):
     _by_pieces(_gelu_bwd_tanh_kernel, x1, np.ascontiguousarray(t, dtype=x.dtype).reshape(-1),
                np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1), dx)
     return dx.reshape(x.shape)
+
+
+# erf: math.erf is a libm call per element (not vectorised), still ~20x the twin.
+@njit(**JIT)
+def _erf_kernel(x, y):
+    for i in range(x.size):
+        y[i] = math.erf(np.float64(x[i]))
+
+
+@njit(**JIT)
+def _gelu_erf_fwd_kernel(x, y):
+    for i in range(x.size):
+        xi = np.float64(x[i])
+        y[i] = 0.5 * xi * (1.0 + math.erf(xi * SQRT_HALF))
+
+
+@njit(**JIT)
+def _gelu_erf_bwd_kernel(x, dy, dx):
+    for i in range(x.size):
+        xi = np.float64(x[i])
+        cdf = 0.5 * (1.0 + math.erf(xi * SQRT_HALF))
+        dx[i] = dy[i] * (cdf + xi * INV_SQRT_2PI * np.exp(-0.5 * xi * xi))
+
+
+def _elementwise(kernel, *arrays):
+    """kernel over flat contiguous copies of the arrays (all in the first one's dtype)
+    into a new array of the first one's shape."""
+    x = arrays[0]
+    flat = [np.ascontiguousarray(a, dtype=x.dtype).reshape(-1) for a in arrays]
+    out = np.empty_like(flat[0])
+    _by_pieces(kernel, *flat, out)
+    return out.reshape(x.shape)
+
+
+def erf_numba(x):
+    return _elementwise(_erf_kernel, x)
+
+
+def gelu_erf_forward_numba(x):
+    return _elementwise(_gelu_erf_fwd_kernel, x)
+
+
+def gelu_erf_backward_numba(x, dy):
+    return _elementwise(_gelu_erf_bwd_kernel, x, dy)
 
 
 # Elements per piece: below this a helper thread's start-up (~30 us) outweighs its half.

@@ -2,6 +2,9 @@
 
 Shapes: q (B, H, Tq, D), k and v (B, H, Tk, D), Tq <= Tk. Query i sits at
 absolute position Tk - Tq + i and attends keys j <= Tk - Tq + i.
+
+attention_decode is the same attention for one new query per sequence, read straight
+from a key-value cache in which each sequence has its own length (batched decoding).
 """
 import numpy as np
 
@@ -40,11 +43,19 @@ def attention_backward_numpy(dout, q, k, v, out, lse, scale):
     return dq, dk, dv
 
 
+# attention decode: sequence i's new query over its own keys k_cache[rows[i], :, :lengths[i]]
+# (math: attention_forward with Tq = 1; out (n, H, D))
+def attention_decode_numpy(q, k_cache, v_cache, rows, lengths, scale):
+    out = np.empty_like(q)
+    for i, (r, L) in enumerate(zip(rows, lengths)):
+        out[i] = attention_forward_numpy(q[i, :, None], k_cache[r, :, :L], v_cache[r, :, :L], scale)[0][:, 0]
+    return out
+
+
 # ---- Numba ---------------------------------------------------------------------------------
 # The four small matmuls per head (q k^T, P v and, backward, P^T dO, dO v^T, dS k, dS^T q)
-# go to BLAS through np.matmul over the stacked (B, H) heads; a hand-written Numba kernel
-# was 1.2-1.5x slower than the NumPy twin at the GPT shapes (12,4,64,32): a row of dot
-# products cannot keep up with BLAS's register blocking. Numba fuses what lies between:
+# go to BLAS through np.matmul over the stacked (B, H) heads: at the GPT shapes a row of
+# dot products in Numba cannot keep up with BLAS's register blocking. Numba fuses what lies between:
 # scale, bottom-right causal mask, softmax and logsumexp in one pass over the scores, and
 # dS = P (dP - rowsum(dO * O)) * scale in one pass in backward (NumPy takes five passes and
 # temporaries of size T x T for each). Keys above the diagonal are never exponentiated.
@@ -54,7 +65,7 @@ def attention_backward_numpy(dout, q, k, v, out, lse, scale):
 from numba import njit  # noqa: E402
 
 from . import threads  # noqa: E402
-from .common import FASTMATH, exp_le0, row_max  # noqa: E402
+from .common import FASTMATH, exp_le0, exp_neg, row_max  # noqa: E402
 
 # Reassociation lets LLVM vectorise the row sums. Scores are exponentiated in their own
 # precision by the inlined common.exp_le0: one vectorised loop per row, no call per row; the
@@ -188,6 +199,55 @@ def _query_blocks(Tq, Tk):
     n = max(1, Tq // QUERY_BLOCK)
     bounds = [Tq * i // n for i in range(n + 1)]
     return [(i0, i1, Tk - Tq + i1) for i0, i1 in zip(bounds[:-1], bounds[1:])]
+
+
+# Decoding: one query row per (sequence, head) against that sequence's own keys, so no padding
+# and no mask; a (sequence, head)'s result depends on its own keys only, never on which other
+# sequences share the call (batched decoding is batch-invariant). Scores, softmax and the
+# weighted sum of values run in float64 in one pass each; pairs split over threads.
+@njit(**JIT)
+def _decode_pairs(q, kc, vc, rows, lengths, scale, out, lo, hi):
+    """out[i, h] for the (sequence i, head h) pairs lo..hi-1 of the flattened (n, H) grid."""
+    H, D = q.shape[1], q.shape[2]
+    s = np.empty(kc.shape[2], np.float64)
+    acc = np.empty(D, np.float64)
+    for p in range(lo, hi):
+        i, h = p // H, p % H
+        r, L = rows[i], lengths[i]
+        qi = q[i, h]
+        m = -np.inf
+        for j in range(L):
+            kj = kc[r, h, j]
+            dot = 0.0
+            for d in range(D):
+                dot += qi[d] * kj[d]
+            s[j] = scale * dot
+            m = max(m, s[j])
+        total = 0.0
+        for j in range(L):
+            e = exp_neg(s[j] - m)
+            s[j] = e
+            total += e
+        acc[:] = 0.0
+        for j in range(L):
+            vj = vc[r, h, j]
+            for d in range(D):
+                acc[d] += s[j] * vj[d]
+        for d in range(D):
+            out[i, h, d] = acc[d] / total
+
+
+def attention_decode_numba(q, k_cache, v_cache, rows, lengths, scale):
+    n, H, D = q.shape
+    out = np.empty((n, H, D), q.dtype)
+    q = np.ascontiguousarray(q)
+    rows, lengths = np.asarray(rows, np.int64), np.asarray(lengths, np.int64)
+    if n == 0:
+        return out
+    per_pair = 4 * D * int(lengths.max())  # scores and weighted sum, 2 flops per term each
+    threads.split(lambda lo, hi: _decode_pairs(q, k_cache, v_cache, rows, lengths, float(scale), out, lo, hi),
+                  n * H, -(-MIN_PIECE_FLOPS // per_pair))
+    return out
 
 
 # FLOPs a piece must hold to be worth a helper thread (~30 us to hand over; ~20 GFLOP/s here).

@@ -26,36 +26,39 @@ def quantize_rows_numpy(w):
 
 
 # linear_int8: y[n, m] = scale[m] * sum_k x[n, k] wq[m, k]  (+ bias[m]), summed in float32
-def linear_int8_numpy(x, wq, scale, bias=None):
+# (rowwise asks the Numba version for its batch-invariant kernel at any number of rows)
+def linear_int8_numpy(x, wq, scale, bias=None, rowwise=False):
     y = np.matmul(x, wq.T.astype(np.float32)) * scale
     return y if bias is None else y + bias
 
 
 # ---- Numba ---------------------------------------------------------------------------------
 # Decoding multiplies a handful of rows (one per sequence) by each weight matrix:
-# kernels/matmul.py's dot_rows, one dot product per output over a contiguous int8 row,
+# kernels/linear.py's dot_rows, one dot product per output over a contiguous int8 row,
 # vectorised by LLVM (16 int8 widened to float32 per instruction, four accumulators).
 # Each output's sum is done the same way whatever the other rows are and whichever thread
 # computes it, so results do not depend on the batch or on the thread count. Many rows (a
 # prompt, an evaluation batch) are compute-bound instead: there the int8 rows are widened
-# to a float32 copy once per call and the product goes to BLAS.
+# to a float32 copy once per call and the product goes to BLAS, unless rowwise asks for
+# the same bits whatever the batch (a serving step decodes up to --max-batch rows).
 
-from .matmul import dot_rows, matmul_numba, split_outputs  # noqa: E402
+from .linear import dot_rows, split_columns  # noqa: E402
+from .matmul import matmul_numba  # noqa: E402
 
 # Rows of x up to which the int8 dot-product kernel runs (a decoding batch); above, the
 # widened copy and BLAS cost less than another pass of the kernel per row.
 MAX_DOT_ROWS = 8
 
 
-def linear_int8_numba(x, wq, scale, bias=None):
+def linear_int8_numba(x, wq, scale, bias=None, rowwise=False):
     M, K = wq.shape
     x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, K)  # (..., K) -> (N, K)
-    if len(x2) > MAX_DOT_ROWS:
+    if len(x2) > MAX_DOT_ROWS and not rowwise:
         y = matmul_numba(x2, wq.T.astype(np.float32)) * scale
     else:
         y = np.empty((len(x2), M), np.float32)
         if len(x2):
-            split_outputs(lambda lo, hi: dot_rows(x2, wq, scale, y, lo, hi), M, K)
+            split_columns(lambda lo, hi: dot_rows(x2, wq, scale, y, lo, hi), K, M)
     if bias is not None:
         y += bias
     return y.reshape(x.shape[:-1] + (M,))

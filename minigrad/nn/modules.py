@@ -220,8 +220,13 @@ class Dropout(Module):
 
 
 class GELU(Module):
+    """Exact GELU by default, as torch.nn.GELU; approximate='tanh' for GPT-2's."""
+
+    def __init__(self, approximate="none"):
+        self.approximate = approximate
+
     def forward(self, x):
-        return x.gelu()
+        return F.gelu(x, approximate=self.approximate)
 
 
 class ReLU(Module):

@@ -1,0 +1,131 @@
+"""A batch-invariant linear layer: y = x @ w (+ bias), each row of y computed alone.
+
+Why not np.matmul: BLAS picks its blocking, and with it the order in which it adds
+up the K products of one output, from the shape of the whole product; a row of x
+can come out a few ulp different when multiplied among 8 rows than alone. A
+greedy sampler serving several requests in one batch would then answer
+differently depending on who else is being served. Here the order of every sum is
+fixed by K and the layout of w alone, never by N, so a row's result is the same
+bits whatever the other rows are. The twin spells out the plain order, k = 0, 1, ...:
+
+    y[n, m] = (...((x[n, 0] w[0, m]) + x[n, 1] w[1, m]) + ...) + x[n, K-1] w[K-1, m]
+
+It is made for decoding, a handful of rows against weights that do not fit in
+cache: w is read from memory once per call for all N rows, so a batch of N rows
+costs little more than one while the weights dominate. Those products are bound by
+how fast the weights stream from memory, and these loops stream them faster than
+BLAS's matrix-vector products (13-17 GB/s on one core here, where a plain sweep
+reaches 22-28), with each core bringing its share of the bandwidth.
+"""
+import numpy as np
+
+
+# linear_rowwise: y[n, m] = sum_k x[n, k] w[k, m] in order k = 0..K-1, then + bias[m]
+def linear_rowwise_numpy(x, w, bias=None):
+    x2 = x.reshape(-1, x.shape[-1])  # (..., K) -> (N, K)
+    y = np.zeros((len(x2), w.shape[1]), np.result_type(x, w))
+    for k in range(x2.shape[1]):
+        y += x2[:, k, None] * w[k]  # (N, 1) * (M,): the next term of every sum
+    if bias is not None:
+        y += bias
+    return y.reshape(x.shape[:-1] + (w.shape[1],))
+
+
+# ---- Numba ---------------------------------------------------------------------------------
+# Two loop orders, one per layout of w, each the same for every row:
+# - w (K, M) with rows contiguous (Conv1D's layout): k outer, and for each row of x the
+#   products with w[k, tile] added into that row's outputs by a vectorised loop over a tile
+#   of columns. Each output gets its terms in the twin's order, with no fused multiply-add:
+#   bit for bit the twin. A tile of w is read once and then served from L1 to every row.
+# - w = wt.T with wt (M, K) rows contiguous (the tied lm_head, wte.T): one dot product per
+#   output over a contiguous row of wt, vectorised by LLVM into lanes that are then summed
+#   in a tree. That order depends on K and the compiled loop only (rows go through it one
+#   at a time, so never through a different code path); it differs from the twin's in the
+#   last bits. Packing wt into the first layout instead costs more than the product itself.
+# Column tiles (outputs) are independent, so large products split over threads by them, in
+# whole tiles: each output is computed by one thread and in the same way for any thread
+# count, so the result does not depend on it either (tests/test_threads.py). The same
+# kernels serve kernels.matmul's products of a few rows (decoding outside inference) and
+# the int8 product (kernels/int8.py): one decoding product in the library.
+
+from numba import njit  # noqa: E402
+
+from . import threads  # noqa: E402
+from .common import FASTMATH  # noqa: E402
+
+TILE_M = 512    # columns per tile: 8 rows' partial sums (16 KiB in float32) stay in L1
+MIN_PIECE = 1 << 18  # weights per thread: below this a hand-over (~30 us) costs more than it saves
+
+
+@njit(cache=True, nogil=True, error_model="numpy")  # no fastmath: no FMA, the twin's roundings
+def _rows_times_w(x, w, y, m_lo, m_hi):
+    """y[:, m_lo:m_hi] += x @ w[:, m_lo:m_hi], each output's terms in k order. Four terms per
+    pass over a row's outputs (added one after the other, as written: one load and store of
+    the partial sum for four products), then the remaining K % 4 one by one."""
+    N, K = x.shape
+    K4 = K - K % 4
+    for m0 in range(m_lo, m_hi, TILE_M):
+        m1 = min(m0 + TILE_M, m_hi)
+        for k in range(0, K4, 4):
+            w0, w1, w2, w3 = w[k, m0:m1], w[k + 1, m0:m1], w[k + 2, m0:m1], w[k + 3, m0:m1]
+            for n in range(N):
+                x0, x1, x2, x3 = x[n, k], x[n, k + 1], x[n, k + 2], x[n, k + 3]
+                yn = y[n, m0:m1]
+                for j in range(m1 - m0):
+                    yn[j] = (((yn[j] + x0 * w0[j]) + x1 * w1[j]) + x2 * w2[j]) + x3 * w3[j]
+        for k in range(K4, K):
+            wk = w[k, m0:m1]
+            for n in range(N):
+                xv = x[n, k]
+                yn = y[n, m0:m1]
+                for j in range(m1 - m0):
+                    yn[j] += xv * wk[j]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def dot_rows(x, w, scale, y, m_lo, m_hi):
+    """y[:, m] = x @ w[m] (times scale[m] unless scale is None) for m in m_lo:m_hi, where w
+    holds one output per row (float, or int8 widened as it is read: kernels/int8.py). One
+    vectorised dot product per output, the row of w read once and served from L1 to every
+    row of x."""
+    N, K = x.shape
+    for m in range(m_lo, m_hi):
+        row = w[m]
+        for n in range(N):
+            xn = x[n]
+            acc = y.dtype.type(0)
+            for k in range(K):
+                acc += xn[k] * y.dtype.type(row[k])
+            y[n, m] = acc if scale is None else acc * scale[m]
+
+
+def linear_rowwise_numba(x, w, bias=None):
+    dtype = x.dtype if x.dtype == w.dtype else np.result_type(x, w)
+    K, M = w.shape
+    x2 = np.ascontiguousarray(x.reshape(-1, K), dtype=dtype)  # (..., K) -> (N, K)
+    y = np.zeros((len(x2), M), dtype)
+    if x2.size and M:
+        _by_column_tiles(x2, w.astype(dtype, copy=False), y)
+    if bias is not None:
+        y += bias
+    return y.reshape(x.shape[:-1] + (M,))
+
+
+def _by_column_tiles(x, w, y):
+    """Run the kernel for w's layout, its column tiles split over threads when w is large."""
+    if w.T.flags.c_contiguous and not w.flags.c_contiguous:
+        wt = w.T
+        split_columns(lambda lo, hi: dot_rows(x, wt, None, y, lo, hi), *w.shape)
+    else:
+        w = np.ascontiguousarray(w)  # any other strides: copied once
+        split_columns(lambda lo, hi: _rows_times_w(x, w, y, lo, hi), *w.shape)
+
+
+def split_columns(fn, K, M):
+    """fn(lo, hi) over output columns 0:M in whole tiles, one piece per thread, for a weight
+    of K * M entries (one call below 2 * MIN_PIECE). Each column is computed by one thread in
+    the same way whatever the thread count, so the result does not depend on it."""
+    if K * M < 2 * MIN_PIECE:
+        return fn(0, M)
+    threads.split(lambda lo, hi: fn(lo * TILE_M, min(hi * TILE_M, M)),
+                  -(-M // TILE_M), -(-MIN_PIECE // (K * TILE_M)))
