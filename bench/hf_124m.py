@@ -1,6 +1,8 @@
 """A 124M GPT-2 checkpoint folder, Hugging Face layout: how fast `GPT.from_pretrained` loads it,
-how much memory that takes, and how fast it samples, with and without the key-value cache;
-transformers' GPT2LMHeadModel on the same folder as the reference when it is installed.
+how much memory that takes, and how fast it samples, with and without the key-value cache, in
+float32 and with weight-only int8 (gpt/quantize.py); transformers' GPT2LMHeadModel on the same
+folder as the reference when it is installed. Next to tokens/s: the bound memory bandwidth
+sets (bench/bandwidth.py's read bandwidth on the same threads / the weight bytes a token reads).
 
     python bench/hf_124m.py            # 3 load rounds, 3 timed cached generations (minutes; more on a busy machine)
     python bench/hf_124m.py --quick    # 1 load round, 1 timed generation each way
@@ -84,14 +86,28 @@ def worker_load(impl, folder, threads):
     return dict(load_s=seconds, base_kib=base, peak_kib=status_kib("VmHWM"))
 
 
+def weight_bytes(model):
+    """Bytes of matmul weights one decoding step reads: every block's four and the head."""
+    from gpt.quantize import Int8Linear
+    layers = [m for b in model.transformer.h for m in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj)]
+    sizes = [m.weight_q.nbytes + m.scale.nbytes if isinstance(m, Int8Linear) else m.weight.data.nbytes
+             for m in layers + [model.lm_head]]
+    return sum(sizes)
+
+
 def worker_sample(impl, folder, threads, reps, nocache_reps=1):
     """Load, then greedy generation with and without the cache: times and tokens."""
     limit_threads(threads, impl == "transformers")
     prompt = prompt_ids()
-    if impl == "ours":
+    out = {}
+    if impl.startswith("ours"):
         from gpt.model import GPT
+        from gpt.quantize import quantize_int8
         from gpt.sample import generate
         model = GPT.from_pretrained(folder)
+        if impl == "ours-int8":
+            quantize_int8(model)
+        out["weight_bytes"] = weight_bytes(model)
         run = lambda cache, n=NEW_TOKENS: generate(model, prompt, n, do_sample=False, use_cache=cache)[0]  # noqa: E731
     else:
         import torch
@@ -103,8 +119,7 @@ def worker_sample(impl, folder, threads, reps, nocache_reps=1):
                 out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False,
                                      use_cache=cache, pad_token_id=50256, eos_token_id=None)
             return out[0].tolist()
-    out = {}
-    for cache in (True, False):
+    for cache in (True,) if impl == "ours-int8" else (True, False):  # int8: the cached path only
         run(cache, 4)  # warm-up: JIT compilation, thread pools, first-touch of buffers
         times = []
         for _ in range(reps if cache else nocache_reps):
@@ -136,7 +151,7 @@ def measure(folder, impls, rounds, reps, threads):
             loads[impl].append(spawn("load", impl, folder, threads, 0))
             print(f"  load round {r + 1}: {impl} {loads[impl][-1]['load_s']:.2f} s", flush=True)
     samples = {}
-    for impl in impls:
+    for impl in impls[:1] + ["ours-int8"] + impls[1:]:
         samples[impl] = spawn("sample", impl, folder, threads, reps)
         print(f"  sampled with {impl}", flush=True)
     return loads, samples
@@ -169,8 +184,24 @@ def table(loads, samples):
 
 
 def same_tokens(samples):
-    runs = [s[k]["tokens"] for s in samples.values() for k in ("cache", "nocache")]
+    runs = [s[k]["tokens"] for i, s in samples.items() if i != "ours-int8" for k in ("cache", "nocache")]
     return all(r == runs[0] for r in runs)
+
+
+def bound_lines(samples, gbps, threads):
+    """Tokens/s with the cache next to what the memory bandwidth allows, fp32 and int8."""
+    tps = lambda i: NEW_TOKENS / statistics.median(samples[i]["cache"]["times"])  # noqa: E731
+    lines = [f"memory read bandwidth ({threads} threads, bench/bandwidth.py): {gbps:.1f} GB/s"]
+    for impl, label in (("ours", "float32"), ("ours-int8", "int8")):
+        mb = samples[impl]["weight_bytes"] / 1e6
+        bound = gbps * 1e3 / mb
+        lines.append(f"{label:<8} tokens/s {tps(impl):6.1f} | weights read per token {mb:6.0f} MB -> bound "
+                     f"{bound:6.1f} tokens/s | {tps(impl) / bound:4.0%} of it")
+    if "transformers" in samples:
+        ref = tps("transformers")
+        lines.append(f"vs transformers' generate ({ref:.1f} tokens/s): float32 {tps('ours') / ref:.2f}x, "
+                     f"int8 {tps('ours-int8') / ref:.2f}x")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -189,6 +220,9 @@ def main(argv=None):
             result = {"writer": build_folder(folder)}
         elif kind == "load":
             result = worker_load(impl, folder, int(threads))
+        elif kind == "bandwidth":
+            from bandwidth import read_bandwidth
+            result = {"gbps": read_bandwidth(int(threads))}
         else:
             result = worker_sample(impl, folder, int(threads), int(reps))
         print(json.dumps(result))
@@ -203,6 +237,7 @@ def main(argv=None):
         print(f"GPT-2 124M folder (random weights) written by {writer} in {time.perf_counter() - t0:.1f} s: "
               f"{folder} ({size:,.0f} MiB)", flush=True)
         loads, samples = measure(folder, impls, rounds, reps, args.threads)
+        gbps = spawn("bandwidth", "-", "-", args.threads, 0)["gbps"]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -211,6 +246,7 @@ def main(argv=None):
           f"{rounds} load round(s), {reps} timed generation(s) with the cache and 1 without, fresh subprocesses\n")
     print(table(loads, samples))
     print(f"\nsame greedy tokens ({' and '.join(impls)}, cache and no cache): {same_tokens(samples)}")
+    print(bound_lines(samples, gbps, args.threads))
 
 
 if __name__ == "__main__":

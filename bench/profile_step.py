@@ -7,7 +7,8 @@ the optimizer, clipping, and what is left (Python: graph building, autograd book
 
 Every Function subclass's forward and backward is wrapped by a timer for the run (the
 wrappers add ~1 us per call, a few percent of a step at most). "autograd + Python" is the
-step's time minus everything measured inside ops, kernels, clip and AdamW. The CPU time
+step's time minus everything measured inside ops, kernels, the gradient norm and AdamW
+(which applies the clip factor as it reads the gradients). The CPU time
 (process_time, summed over threads) is printed too: on a shared machine it moves less
 than wall time at 1 thread. GFLOP/s uses
 model.flops_per_token() (6N + attention) times tokens per step, against the sgemm peak
@@ -25,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from step_vs_torch import CONFIGS  # noqa: E402
+from step_vs_torch import CONFIGS, build_pair, our_step  # noqa: E402
 
 TIMES = collections.defaultdict(float)   # "Op.forward" -> seconds, summed over timed steps
 CALLS = collections.Counter()
@@ -50,17 +51,17 @@ def _subclasses(cls):
 
 
 def instrument():
-    """Wrap forward/backward of every Function subclass, and the optimizer and clip calls."""
+    """Wrap forward/backward of every Function subclass, the optimizer and the gradient norm."""
     from minigrad import functional  # noqa: F401  (import every op module first)
     from minigrad.autograd import Function
     from minigrad import optim
-    from minigrad.nn import utils
+    from gpt.train import step
     for cls in set(_subclasses(Function)):
         for meth in ("forward", "backward"):
             if meth in cls.__dict__:
                 setattr(cls, meth, _timed(f"{cls.__name__}.{meth}", cls.__dict__[meth]))
-    optim.AdamW.step = _timed("AdamW.step", optim.AdamW.step)
-    utils.clip_grad_norm_ = _timed("clip_grad_norm_", utils.clip_grad_norm_)
+    optim.AdamW.step = _timed("AdamW.step (clip inside)", optim.AdamW.step)
+    step.get_total_norm = _timed("grad norm", step.get_total_norm)
 
 
 def sgemm_peak(reps=20):
@@ -90,17 +91,12 @@ def main(argv=None):
         CLOCK[0] = time.process_time
     steps = 5 if args.quick else args.steps
     import minigrad
-    from minigrad.nn import utils
-    from gpt.model import GPT, GPTConfig
     minigrad.runtime.tune()
     minigrad.kernels.set_num_threads(args.threads)
     from threadpoolctl import threadpool_limits
     threadpool_limits(args.threads)
-    L, H, C, T, B, V = CONFIGS[args.config]
-    minigrad.manual_seed(0)
-    cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0, bias=False)
-    model = GPT(cfg)
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
+    cfg, B, (model, opt), _ = build_pair(args.config, with_torch=False)  # as bench/step_vs_torch.py
+    T, V = cfg.block_size, cfg.vocab_size
     instrument()
     rng = np.random.default_rng(0)
     walls, cpus = [], []
@@ -110,11 +106,7 @@ def main(argv=None):
             CALLS.clear()
         x, y = (rng.integers(0, V, (B, T)) for _ in range(2))
         t0, c0 = time.perf_counter(), time.process_time()
-        _, loss = model(x, y)
-        opt.zero_grad()
-        loss.backward()
-        utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        our_step(model, opt, x, y)  # gpt train's step: forward, backward, clip, AdamW
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
     walls, cpus = walls[args.warmup:], cpus[args.warmup:]

@@ -29,11 +29,14 @@ from proc_status import status_kib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 CONFIGS = {  # name: (n_layer, n_head, n_embd, block_size, batch_size, vocab_size)
     "shakespeare": (4, 4, 128, 64, 12, 65),
     "default": (4, 4, 128, 128, 16, 103),
     "large": (6, 6, 384, 256, 8, 65),
+    "gpt2": (12, 12, 768, 64, 4, 50257),   # GPT-2 124M at llm.c's CPU batch (with biases, as GPT-2)
 }
+BIAS = {"gpt2": True}   # the small configs are nanoGPT's bias-free variant
 
 
 def torch_gpt(state_dict, cfg):
@@ -81,14 +84,17 @@ def torch_optimizer(params, lr, betas, weight_decay):
                               {"params": other, "weight_decay": 0.0}], lr=lr, betas=betas, foreach=False)
 
 
-def build_pair(name, seed=0, bias=False, with_torch=True):
+def build_pair(name, seed=0, bias=None, with_torch=True):
     import minigrad
+    from minigrad.nn.flat import FlatParameters
     from gpt.model import GPT, GPTConfig
     L, H, C, T, B, V = CONFIGS[name]
+    bias = BIAS.get(name, False) if bias is None else bias
     minigrad.manual_seed(seed)
     cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, dropout=0.0, bias=bias)
     ours = GPT(cfg)
     opt = ours.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
+    FlatParameters([p for group in opt.param_groups for p in group["params"]])  # as `gpt train` does
     if not with_torch:
         return cfg, B, (ours, opt), (None, None, None)
     fwd, tparams = torch_gpt(ours.state_dict(), cfg)
@@ -97,13 +103,8 @@ def build_pair(name, seed=0, bias=False, with_torch=True):
 
 
 def our_step(model, opt, x, y):
-    from minigrad.nn.utils import clip_grad_norm_
-    _, loss = model(x, y)
-    opt.zero_grad()
-    loss.backward()
-    clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return float(loss.item())
+    from gpt.train.step import train_step  # the step `gpt train` runs: forward, backward, clip, AdamW
+    return train_step(model, opt, [(x, y)], 1e-3, 1.0)[0]  # one micro-batch
 
 
 def torch_step(fwd, params, opt, x, y):
@@ -116,7 +117,7 @@ def torch_step(fwd, params, opt, x, y):
     return float(loss.item())
 
 
-def worker(framework, name, steps, warmup, threads):
+def worker(framework, name, steps, warmup, threads, clock=time.perf_counter):
     """Run one framework's steps in this process; print one JSON line of results."""
     if framework == "torch":
         import torch
@@ -138,30 +139,30 @@ def worker(framework, name, steps, warmup, threads):
     for i in range(warmup + steps):
         x = rng.integers(0, cfg.vocab_size, (B, cfg.block_size))
         y = rng.integers(0, cfg.vocab_size, (B, cfg.block_size))
-        t0 = time.perf_counter()
+        t0 = clock()
         loss = step(x, y)
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
         first = loss if first is None else first
     print(json.dumps(dict(times=times, loss0=first, peak_kb=status_kib("VmHWM"), rss0_kb=rss0,
                           tokens=B * cfg.block_size)))
 
 
-def run_worker(framework, name, steps, warmup, threads):
+def run_worker(framework, name, steps, warmup, threads, clock):
     cmd = [sys.executable, __file__, "--worker", framework, "--config", name, "--steps", str(steps),
-           "--warmup", str(warmup), "--threads", str(threads)]
+           "--warmup", str(warmup), "--threads", str(threads), "--clock", clock]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{framework} worker failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench(name, steps, warmup, rounds, threads):
+def bench(name, steps, warmup, rounds, threads, clock):
     res = {"ours": [], "torch": []}
     for r in range(rounds):
         order = ("ours", "torch") if r % 2 == 0 else ("torch", "ours")
         for fw in order:
-            res[fw].append(run_worker(fw, name, steps, warmup, threads))
+            res[fw].append(run_worker(fw, name, steps, warmup, threads, clock))
     out = {}
     for fw, runs in res.items():
         out[fw] = dict(ms=1000 * statistics.median([t for r in runs for t in r["times"]]),
@@ -179,11 +180,14 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=4, help="worker runs per framework, order alternating")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="2 rounds, fewer steps")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="cpu: each worker's CPU time (all its threads), steadier than wall time on a "
+                             "loaded machine but it counts spinning threads: use it with --threads 1")
     parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = list(CONFIGS) if args.config == "all" else [args.config]
     if args.worker:
-        return worker(args.worker, names[0], args.steps, args.warmup, args.threads)
+        return worker(args.worker, names[0], args.steps, args.warmup, args.threads, CLOCKS[args.clock])
     import torch
     rounds = 2 if args.quick else args.rounds
     print(f"threads {args.threads} per framework (torch {torch.__version__} intra-op threads; ours: BLAS via "
@@ -192,8 +196,8 @@ def main(argv=None):
     print(f"{'config':<12} {'shape (L,H,C,T,B,V)':<26} {'steps':>5} {'ours ms':>8} {'torch ms':>9} {'ratio':>6} "
           f"{'ours peak MB':>12} {'torch peak MB':>13} {'mem ratio':>9} {'first loss ours/torch':>22}")
     for name in names:
-        steps = args.steps or ((3 if args.quick else 5) if name == "large" else (10 if args.quick else 20))
-        r = bench(name, steps, args.warmup, rounds, args.threads)
+        steps = args.steps or ((3 if args.quick else 5) if name in ("large", "gpt2") else (10 if args.quick else 20))
+        r = bench(name, steps, args.warmup, rounds, args.threads, args.clock)
         o, t = r["ours"], r["torch"]
         print(f"{name:<12} {str(CONFIGS[name]):<26} {steps * rounds:>5} {o['ms']:>8.1f} {t['ms']:>9.1f} "
               f"{o['ms'] / t['ms']:>5.2f}x {o['peak_mb']:>12.0f} {t['peak_mb']:>13.0f} "

@@ -37,7 +37,9 @@ from gpt.config import TrainConfig, add_flags, build_config, explicit_flags
 from gpt.data import builtin_tasks, tasks
 from gpt.errors import (CheckpointError, ConfigError, DataError, DistributedError, NonFiniteLossError,
                         TokenizerError)
+from gpt.quantize import quantize_int8
 from gpt.sample import generate, stream
+from gpt.serve import flags as serve_flags
 from gpt.tokenizer import cli as tokenizer_cli, load_tokenizer
 from gpt.train import train
 from gpt.train.progress import plot_runs, read_metrics
@@ -79,6 +81,7 @@ def _add_sample(sub):
     _sampling_flags(p, max_new_tokens=300, temperature=0.8)
     p.add_argument("--num-samples", type=int, default=1, help="independent samples (default: 1)")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    _add_quantize(p)
     p.set_defaults(func=guarded(cmd_sample))
 
 
@@ -114,6 +117,7 @@ def _add_eval(sub):
                                                                     "(default: the training run's, else 2)")
     task.add_argument("--out", default=None, help="write one JSON object per example here: prompt, "
                                                   "reference, answer, exact_match, f1, rouge_l, bleu")
+    _add_quantize(p)
     p.set_defaults(func=guarded(cmd_eval))
 
 
@@ -124,23 +128,8 @@ def _add_serve(sub):
                                    "page at /. Concurrent requests are decoded together (continuous batching).")
     p.add_argument("--ckpt", required=True, help="checkpoint folder, run folder or Hugging Face GPT-2 folder")
     p.add_argument("--adapter", default=None, help="a LoRA adapter folder (PEFT's layout) to apply")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this "
-                                                       "machine only; 0.0.0.0 for every interface)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
-    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every endpoint "
-                                                   "but /health and the page")
-    p.add_argument("--model-name", default=None, help="the model's id in the API (default: the folder's name)")
-    p.add_argument("--max-batch", type=int, default=8, help="sequences decoded together (default: 8)")
-    p.add_argument("--max-queue", type=int, default=64, help="requests that may wait for a free slot; "
-                                                             "more get 429 (default: 64)")
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body "
-                                                                       "(default: 1048576)")
-    p.add_argument("--max-tokens-limit", type=int, default=4096, help="largest max_tokens a request may "
-                                                                      "ask for (default: 4096)")
-    p.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds in-flight requests get "
-                                                                         "to finish after SIGTERM (default: 10)")
-    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                   help="uvicorn's log level; info also logs each request (default: warning)")
+    _add_quantize(p)
+    serve_flags.add_server_flags(p)
     p.set_defaults(func=guarded(cmd_serve))
 
 
@@ -153,6 +142,8 @@ def _add_plot(sub):
                                                   "grad_norm, tokens_per_s")
     p.add_argument("--out", default="plot.png", help="the PNG to write (default: plot.png)")
     p.set_defaults(func=guarded(cmd_plot))
+
+
 def _add_merge(sub):
     p = sub.add_parser("merge", help="fold a LoRA adapter into its base: a plain checkpoint")
     p.add_argument("--ckpt", required=True, help="the base model folder")
@@ -160,6 +151,16 @@ def _add_merge(sub):
     p.add_argument("--out", required=True, help="new folder: config.json + model.safetensors, tokenizer, "
                                                 "chat template (transformers opens it)")
     p.set_defaults(func=guarded(cmd_merge))
+
+
+def _add_quantize(p):
+    p.add_argument("--quantize", choices=("int8",), default=None,
+                   help="int8: weight-only int8 matmuls (per-output-channel scales; gpt/quantize.py), "
+                        "about 4x less memory to read per token")
+
+
+def _quantized(model, args):
+    return quantize_int8(model) if args.quantize == "int8" else model
 
 
 def guarded(command):
@@ -225,6 +226,7 @@ def cmd_sample(args):
     if args.max_new_tokens < 0 or args.num_samples < 1:
         raise ConfigError("--max-new-tokens must be >= 0 and --num-samples >= 1")
     model, tokenizer = _model_and_tokenizer(args)
+    model = _quantized(model, args)
     template = checkpoint.load_template(args.ckpt, args.adapter)
     ids = _chat_prompt_ids(args, tokenizer, template) if args.chat else _prompt_ids(args, tokenizer)
     stop = evaluate.stop_ids(tokenizer, template if args.chat else None)  # as transformers: end-of-text ends it
@@ -252,6 +254,7 @@ def cmd_eval(args):
     if data.is_task(args.data):
         return _eval_task(args)
     model, tokenizer, state = checkpoint.load(args.ckpt, args.adapter)
+    model = _quantized(model, args)
     args.batch_size = 8 if args.batch_size is None else args.batch_size
     # clean the text as training did; a Hugging Face folder has no training config: the defaults
     dcfg = TrainConfig.from_dict(state["config"] if state else {}).data
@@ -318,6 +321,7 @@ def _eval_task(args):
             or (args.limit is not None and args.limit < 1):
         raise ConfigError("--max-new-tokens, --batch-size and --limit must be >= 1")
     model, tokenizer, state = checkpoint.load(args.ckpt, args.adapter)
+    model = _quantized(model, args)
     if builtin_tasks.is_builtin_task(args.data):
         digits = args.task_digits if args.task_digits is not None else TrainConfig.from_dict(state["config"] if state else {}).data.task_digits
         examples, what = builtin_tasks.builtin_task(args.data, digits)["val"], "held-out"

@@ -15,8 +15,9 @@ arrays, and logits for the last position only, which is all a sampler reads.
 tests/test_inference.py holds it equal to GPT.forward.
 
 A step of one token per row (T == 1: decoding) runs its linear layers and the
-lm_head on kernels.linear_rowwise instead of BLAS, so that each row's logits are
-the same bits whether it advances alone or among other rows: a greedy answer does
+lm_head on kernels.linear_rowwise instead of BLAS (an int8 model on its int8
+product's row-wise kernel), so that each row's logits are the same bits whether it
+advances alone or among other rows, on any number of threads: a greedy answer does
 not depend on what else is in the batch. Every other op here is computed row by
 row already. A longer forward (a prompt, filled one row at a time) stays on BLAS:
 its shape does not depend on the batch.
@@ -26,6 +27,8 @@ import math
 import numpy as np
 
 from minigrad import kernels
+
+from gpt.quantize import Int8Linear
 
 
 class KVCache:
@@ -98,6 +101,8 @@ def forward(model, ids, cache=None, rows=None, attentions=None):
     if cache is not None:
         cache.lengths[rows] += T
     x = _layer_norm(tr.ln_f, x[:, -1])  # (N, C): the last position is all a sampler needs
+    if isinstance(model.lm_head, Int8Linear):  # int8 head (gpt/quantize.py)
+        return model.lm_head.product(x, step)  # (N, C) -> (N, V)
     head = model.lm_head.weight.data.T  # (C, V), a view of wte (tied)
     return kernels.linear_rowwise(x, head) if step else kernels.matmul(x, head)  # (N, C) @ (C, V) -> (N, V)
 
@@ -106,6 +111,8 @@ def _linear(conv, x, step):
     """Conv1D: x (..., in) @ W (in, out) + b, plus a LoRA adapter's scaling * x A^T B^T when
     the layer has one (gpt/lora.py), computed low-rank rather than merged. A decoding step
     uses the batch-invariant product, so a row's answer does not depend on the others."""
+    if isinstance(conv, Int8Linear):  # int8 weights (gpt/quantize.py) bring their own product
+        return conv.product(x, step)
     product = kernels.linear_rowwise if step else kernels.matmul
     y = product(x, conv.weight.data)  # (..., out)
     if getattr(conv, "lora_A", None) is not None:

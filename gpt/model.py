@@ -139,7 +139,7 @@ class LMHead(nn.Module):
         self.weight = weight
 
     def forward(self, x):
-        return x @ self.weight.T  # (B, T, C) @ (C, V) -> (B, T, V)
+        return F.linear(x, self.weight)  # (B, T, C) @ W^T (C, V) -> (B, T, V)
 
 
 class GPT(nn.Module):

@@ -8,8 +8,8 @@ fused.py; this file only knows the protocol they follow.
 
 It does not import the Tensor class (tensor.py imports this file): a tensor here
 is anything with `data`, `requires_grad`, `_ctx` (the Function that made it),
-`_retain` and `_accumulate`, and an op's output is wrapped by its first input's
-`_make`.
+`_retain`, `_accumulate` and `_grad_buffer`, and an op's output is wrapped by its
+first input's `_make`.
 
 In-place writes (inplace.py does them; this file keeps their books):
 - Every write bumps the version of the memory it lands in. Versions belong to the
@@ -78,6 +78,12 @@ def _check_finite(array, op_name, where):
         raise AnomalyError(f"detect_anomaly: {op_name}.{where} produced {bad} (output shape {array.shape})")
 
 
+def is_sparse(grad):
+    """True for a sparse gradient: not an array but an object with shape, dtype, dense() and
+    add_to(array) (an embedding's rows, fused.RowGradient), added into a dense one in place."""
+    return hasattr(grad, "add_to")
+
+
 def unbroadcast(grad, shape):
     """Sum a gradient back down to the shape of the input it flows into.
 
@@ -106,9 +112,19 @@ class Function:
     saves_output = False
     view = False
 
+    _grad_buffers = ()  # offered by backward() just before self.backward runs: see grad_buffer
+
     def __init__(self, *inputs):
         self.inputs = inputs
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+
+    def grad_buffer(self, i):
+        """An array (input i's shape and dtype) that backward may write input i's gradient into,
+        or None. Offered for a leaf that has a slot of its own (a flat parameter buffer,
+        minigrad/nn/flat.py) and no gradient yet, when it is this node's input once: a product
+        written there needs no copy into the slot (backward adds a leaf's gradients into its
+        .grad as they arrive, so the slot is never offered twice)."""
+        return self._grad_buffers[i] if i < len(self._grad_buffers) else None
 
     def forward(self, *arrays, **kwargs):
         raise NotImplementedError
@@ -139,7 +155,9 @@ class Function:
 
 
 def backward(root, grad, retain_graph=False):
-    """Push `grad` (d out / d root) back to every leaf that requires grad."""
+    """Push `grad` (d out / d root) back to every leaf that requires grad. A leaf's gradients
+    are added into its .grad as they arrive (as torch's AccumulateGrad); an inner tensor's are
+    summed until every consumer has sent its own, then passed on."""
     grads = {id(root): grad}  # id(tensor) -> gradient flowing into it so far
     for t in reversed(_topo_order(root)):
         g = grads.pop(id(t), None)
@@ -179,18 +197,37 @@ def _topo_order(root):
     return order
 
 
+def _offer_buffers(ctx):
+    """Each leaf input's own gradient slot, when it has one free and is this node's input once."""
+    leaves = [inp if inp._ctx is None and inp.requires_grad else None for inp in ctx.inputs]
+    if any(leaf is not None for leaf in leaves):
+        ctx._grad_buffers = tuple(leaf._grad_buffer() if leaf is not None and _once(leaf, leaves) else None
+                                  for leaf in leaves)
+
+
+def _once(t, tensors):
+    return sum(u is t for u in tensors) == 1
+
+
 def _backprop_node(ctx, g, grads, retain_graph):
+    _offer_buffers(ctx)
     in_grads = ctx.backward(g)
     if not isinstance(in_grads, tuple):
         in_grads = (in_grads,)
     for inp, ig, need in zip(ctx.inputs, in_grads, ctx.needs_input_grad):
         if not need or ig is None:
             continue
-        ig = unbroadcast(np.asarray(ig), inp.shape)
-        if ig.dtype != inp.dtype:
-            ig = ig.astype(inp.dtype)
-        if _state["anomaly"]:
-            _check_finite(ig, type(ctx).__name__, "backward")
+        if is_sparse(ig) and (inp._ctx is not None or ig.dtype != inp.dtype or _state["anomaly"]):
+            ig = ig.dense()  # a sparse gradient is only ever added into a leaf's own .grad
+        if not is_sparse(ig):
+            ig = unbroadcast(np.asarray(ig), inp.shape)
+            if ig.dtype != inp.dtype:
+                ig = ig.astype(inp.dtype)
+            if _state["anomaly"]:
+                _check_finite(ig, type(ctx).__name__, "backward")
+        if inp._ctx is None:  # a leaf: into its .grad now (a product may already be in its slot)
+            inp._accumulate(ig)
+            continue
         prev = grads.get(id(inp))
         grads[id(inp)] = ig if prev is None else prev + ig
     if not retain_graph:

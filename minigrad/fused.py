@@ -114,11 +114,27 @@ class Embedding(Function):
     saves_inputs = ()
 
     def forward(self, weight, ids):
-        self.ids, self.num = ids, weight.shape[0]
+        self.ids, self.shape = ids, weight.shape
         return weight[ids]
 
     def backward(self, g):
-        return kernels.embedding_backward(self.ids, _c(g), self.num)
+        return RowGradient(self.ids, _c(g), self.shape)
+
+
+class RowGradient:
+    """An embedding's gradient: dy (ids.shape + (C,)) to be added into the rows ids of a
+    (V, C) array. Autograd adds it into the weight's own gradient in place (a tied weight's
+    other gradient, GPT-2's lm_head, is dense: the embedding costs a scatter of its rows, not
+    a (V, C) array of zeros and another pass over all of it); dense() builds the full array."""
+
+    def __init__(self, ids, dy, shape):
+        self.ids, self.dy, self.shape, self.dtype = ids, dy, shape, dy.dtype
+
+    def add_to(self, dense):
+        kernels.embedding_backward(self.ids, self.dy, self.shape[0], into=dense)
+
+    def dense(self):
+        return kernels.embedding_backward(self.ids, self.dy, self.shape[0])
 
 
 # ---- attention -----------------------------------------------------------------------

@@ -346,16 +346,28 @@ class Cumsum(Function):
 
 # ---- matmul ---------------------------------------------------------------------
 
-# d(a@b) = d out @ b^T da + a^T @ d out db
+# d(a@b) = d out @ b^T da + a^T @ d out db   (transpose_b: a @ b^T, b an (out, in) weight)
 class MatMul(Function):
     saved_inputs = _other_needs_grad
 
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return kernels.matmul(a, b)
+    def forward(self, a, b, transpose_b=False):
+        self.a, self.b, self.transpose_b = a, b, transpose_b
+        return kernels.matmul(a, b.T if transpose_b else b)  # (B, T, C) @ (C, N): one (B*T, C) GEMM
 
     def backward(self, g):
         g = np.ascontiguousarray(g)  # often a read-only broadcast view (from sum)
-        da = kernels.matmul(g, np.swapaxes(self.b, -1, -2)) if self.needs_input_grad[0] else None
-        db = kernels.matmul(np.swapaxes(self.a, -1, -2), g) if self.needs_input_grad[1] else None
-        return da, db
+        a, b = self.a, self.b.T if self.transpose_b else self.b  # b as it was multiplied
+        da = kernels.matmul(g, np.swapaxes(b, -1, -2)) if self.needs_input_grad[0] else None
+        if not self.needs_input_grad[1]:
+            return da, None
+        if b.ndim == 2:  # b is shared by every row of a: its gradient is one GEMM over all rows
+            a, g = a.reshape(-1, a.shape[-1]), g.reshape(-1, g.shape[-1])  # (B*T, C), (B*T, N)
+        if self.transpose_b:  # the weight's gradient in its own (out, in) layout, into its slot
+            return da, kernels.matmul(g.T, a, out=self.grad_buffer(1))
+        if _transposed(b):  # x @ W.T written with a transpose: dW in W's layout all the same
+            return da, kernels.matmul(g.T, a).T
+        return da, kernels.matmul(np.swapaxes(a, -1, -2), g, out=self.grad_buffer(1) if b.ndim == 2 else None)
+
+
+def _transposed(b):
+    return b.ndim == 2 and not b.flags.c_contiguous and b.T.flags.c_contiguous

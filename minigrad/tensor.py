@@ -143,7 +143,18 @@ class Tensor:
             raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
         return grad
 
+    def _grad_buffer(self):
+        """Where backward may write this leaf's first gradient directly: a plain tensor has no
+        slot of its own (a Parameter in a flat buffer does)."""
+        return None
+
     def _accumulate(self, g):
+        if autograd.is_sparse(g):  # rows of an embedding: added into place
+            if self.grad is None:
+                self.grad = g.dense()
+            else:
+                g.add_to(self.grad)
+            return
         if self.grad is None:
             self.grad = np.array(g, dtype=self.dtype)  # a copy we own: g may be shared
         else:

@@ -55,12 +55,12 @@ class LiveServer:
             httpx.get(s.url + "/health")
     """
 
-    def __init__(self, folder, load_gate=None, adapter=None, **config):
+    def __init__(self, folder, load_gate=None, adapter=None, quantize=None, **config):
         import uvicorn
         from gpt.serve.api import ServeConfig, create_app
         from gpt.serve.server import _bind, preflight
         self.config = ServeConfig(model_name=MODEL_NAME, **config)
-        load = preflight(folder, adapter, self.config)
+        load = preflight(folder, adapter, self.config, quantize)
         if load_gate is not None:  # the test decides when loading finishes
             real_load = load
 

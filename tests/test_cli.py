@@ -131,6 +131,11 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys):
     assert ppl == pytest.approx(math.exp(loss), rel=1e-3)
     assert bpb == pytest.approx(loss / math.log(2), rel=1e-3)  # ASCII: one byte per char token
     assert cli.main(["eval", "--ckpt", str(out), "--data", str(held), "--stride", "4"]) == 0
+    assert cli.main(["eval", "--ckpt", str(out), "--data", str(held), "--quantize", "int8"]) == 0
+    assert float(capsys.readouterr().out.split("loss ")[1].split()[0]) == pytest.approx(loss, rel=0.02)
+    assert cli.main(["sample", "--ckpt", str(out), "--prompt", "line", "--max-new-tokens", "10",
+                     "--quantize", "int8", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out.startswith("line")
     assert cli.main(["sample", "--ckpt", str(tmp_path / "nope")]) == 2
 
 

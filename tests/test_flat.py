@@ -87,3 +87,29 @@ def test_rebinding_data_leaves_the_buffer_and_the_per_tensor_path_takes_over():
     train(model, opt, 1)  # still trains, tensor by tensor
     with pytest.raises(ValueError, match="share one dtype"):
         FlatParameters([mg.nn.Parameter(np.zeros(2, np.float32)), mg.nn.Parameter(np.zeros(2))])
+
+
+def test_a_weights_gradient_is_written_straight_into_its_slot(monkeypatch):
+    from minigrad import ops
+    w = mg.nn.Parameter(np.arange(12.0).reshape(3, 4))
+    flat = FlatParameters([w])
+    offered, real = [], ops.MatMul.backward
+    monkeypatch.setattr(ops.MatMul, "backward", lambda self, g: offered.append(self.grad_buffer(1)) or real(self, g))
+    x = mg.tensor(np.ones((2, 5, 3)))
+    (x @ w).sum().backward()
+    assert offered[0] is not None and np.shares_memory(offered[0], flat.grad)
+    assert np.array_equal(w.grad, np.full((3, 4), 10.0)) and np.shares_memory(w.grad, flat.grad)
+
+
+def test_a_weight_used_twice_is_never_offered_its_slot_twice():
+    def grads(flat):
+        w = mg.nn.Parameter(np.arange(12.0).reshape(3, 4))
+        if flat:
+            FlatParameters([w])
+        x, y = mg.tensor(np.ones((5, 3))), mg.tensor(np.full((2, 3), 2.0))
+        ((x @ w).sum() + (y @ w).sum() * 3.0).backward()
+        w2 = w.grad.copy()
+        ((x @ w).sum()).backward()  # accumulates onto the first gradient
+        return w2, w.grad
+    for a, b in zip(grads(False), grads(True)):
+        assert np.array_equal(a, b)

@@ -130,6 +130,10 @@ def mk_adamw(rng, dt, spec):
     return p, g, m, v, 3e-4, 0.9, 0.95, 1e-8, 0.1, step
 
 
+def mk_scale(rng, dt, shape):
+    return rand(rng, shape, dt), 0.37
+
+
 MAKERS = {
     "matmul": mk_matmul,
     "linear_rowwise": mk_linear,
@@ -142,7 +146,7 @@ MAKERS = {
     "cross_entropy_forward": mk_ce_fwd, "cross_entropy_backward": mk_ce_bwd,
     "attention_forward": mk_attn_fwd, "attention_backward": mk_attn_bwd, "attention_decode": mk_attn_decode,
     "embedding_backward": mk_emb_bwd,
-    "adamw_update": mk_adamw,
+    "adamw_update": mk_adamw, "sum_squares": mk_x, "scale": mk_scale,
 }
 
 CASES = [
@@ -158,6 +162,9 @@ CASES = [
     ("matmul",                 ((2, 1, 5, 3), (4, 3, 6), None)),          # broadcast batch
     ("matmul",                 ((6, 33, 16), (16, 9), None)),             # N-d @ 2-D
     ("matmul",                 ((7,), (7, 3), None)),                     # 1-D operand
+    ("matmul",                 ((1, 600), (600, 500), None)),             # decoding: column tiles
+    ("matmul",                 ((2, 1, 600), (600, 500), None)),          # decoding, (N, T, C) @ (C, M)
+    ("matmul",                 ((3, 600), (600, 2100), "b")),             # x @ W.T: dot per output
     ("linear_rowwise",         ((1, 1), 1, "rows", False)),
     ("linear_rowwise",         ((3, 7), 5, "rows", True)),
     ("linear_rowwise",         ((8, 130), 600, "rows", True)),             # K % 4, two column tiles
@@ -215,6 +222,8 @@ CASES = [
     ("attention_forward",      (1, 2, 3, 8, 4)),                           # Tq < Tk
     ("attention_forward",      (2, 2, 1, 9, 16)),                          # KV-cache step
     ("attention_forward",      (2, 4, 64, 64, 32)),
+    ("attention_forward",      (1, 2, 130, 150, 8)),                       # query blocks, Tq < Tk
+    ("attention_forward",      (2, 3, 256, 256, 16)),                      # 4 query blocks
     ("attention_decode",       (1, 1, 1, 1, 1)),
     ("attention_decode",       (3, 5, 2, 9, 4)),                           # rows of a cache, own lengths
     ("attention_decode",       (8, 8, 4, 130, 32)),
@@ -223,23 +232,31 @@ CASES = [
     ("attention_backward",     (1, 2, 3, 8, 4)),
     ("attention_backward",     (2, 2, 1, 9, 16)),
     ("attention_backward",     (2, 4, 64, 64, 32)),
+    ("attention_backward",     (1, 2, 130, 150, 8)),
+    ("attention_backward",     (2, 3, 256, 256, 16)),
     ("embedding_backward",     ((1,), 1, 1)),
     ("embedding_backward",     ((3, 5), 4, 7)),                            # many repeats
     ("embedding_backward",     ((4, 33), 65, 48)),
     ("adamw_update",           ((1,), 1)),
     ("adamw_update",           ((5, 7), 1)),
     ("adamw_update",           ((3, 64, 33), 1000)),
+    ("adamw_update",           ((300, 1000), 3)),                          # several threads' pieces
+    ("sum_squares",            (1,)),
+    ("sum_squares",            (5, 7)),
+    ("sum_squares",            (300, 1001)),                               # many chunks, a short last one
+    ("scale",                  (1,)),
+    ("scale",                  (300, 1001)),
 ]
 
 DTYPES = [np.float32, np.float64]
 
 
 def run(name, fn, args):
-    """Call a kernel; for the in-place adamw return the updated (param, m, v)."""
-    if name == "adamw_update":
+    """Call a kernel; for the in-place adamw and scale return the updated arrays."""
+    if name in ("adamw_update", "scale"):
         args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         assert fn(*args) is None
-        return args[0], args[2], args[3]
+        return (args[0], args[2], args[3]) if name == "adamw_update" else args[0]
     return fn(*args)
 
 
@@ -274,10 +291,10 @@ def test_numba_matches_twin(case, dtype):
     got = flat(run(name, fast, args))
     for i, (g, w) in enumerate(zip(got, want)):
         assert_close(g, w, TWIN_TOL[dtype], f"{name} output {i}")
-        if g is not None and np.asarray(g).dtype.kind == "f":
+        if isinstance(g, np.ndarray) and g.dtype.kind == "f":   # (sum_squares gives a Python float)
             assert np.asarray(g).dtype == dtype, f"{name} output {i} dtype {np.asarray(g).dtype}"
             assert np.asarray(w).dtype == dtype, f"twin {name} output {i} dtype {np.asarray(w).dtype}"
-    for a, s in zip(args, saved):   # no kernel mutates its inputs (adamw runs on copies)
+    for a, s in zip(args, saved):   # no kernel mutates its inputs (adamw and scale run on copies)
         if isinstance(a, np.ndarray):
             np.testing.assert_array_equal(a, s, err_msg=f"{name} mutated an input")
 

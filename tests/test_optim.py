@@ -195,3 +195,32 @@ def test_bad_param_lists():
         AdamW([{"params": p, "momentum": 0.9}])
     with pytest.raises(ValueError, match="warmup_iters"):
         get_lr(0, 1.0, 0.1, 10, 5)
+
+
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("cls", [AdamW, Adam])
+def test_step_with_grad_scale_equals_clipping_first(cls, flat):
+    """train_step's fused clip: step(grad_scale=clip_coef(norm, c)) leaves the same parameters,
+    bit for bit, as clip_grad_norm_(params, c) and then step()."""
+    from minigrad.nn.flat import FlatParameters
+    from minigrad.nn.utils import clip_coef, get_total_norm
+    runs = []
+    for fused in (False, True):
+        params = make_params(np.float32)
+        if flat:
+            FlatParameters(params)
+        opt = cls(params, lr=1e-2, weight_decay=0.1)
+        for step in range(3):
+            set_grads(params, step)
+            if flat:  # gradients in the buffer, where backward puts them
+                for p in params:
+                    g, p.grad = p.grad, None
+                    p._accumulate(g)
+            if fused:
+                opt.step(grad_scale=clip_coef(get_total_norm([p.grad for p in params]), 0.5))
+            else:
+                clip_grad_norm_(params, 0.5)
+                opt.step()
+        runs.append([p.data.copy() for p in params])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

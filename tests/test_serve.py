@@ -335,3 +335,22 @@ def test_health_and_api_say_503_while_the_model_loads(stack, tmp_path):
         s.wait_ready()
         assert httpx.get(s.url + "/health").json() == {"status": "ok"}
         assert httpx.post(s.url + "/v1/completions", json={"prompt": "hi", "max_tokens": 2}).status_code == 200
+
+
+# ---- int8 ---------------------------------------------------------------------------------------
+
+def test_served_int8_greedy_answer_is_gpt_sample_s_int8_answer(stack, tmp_path, capsys):
+    from gpt import cli
+    from gpt.quantize import is_quantized
+    folder = make_checkpoint(tmp_path / "ckpt")
+    assert cli.main(["sample", "--ckpt", folder, "--quantize", "int8", "--temperature", "0",
+                     "--prompt", "Where the bee", "--max-new-tokens", "24"]) == 0
+    sampled = capsys.readouterr().out
+    body = {"prompt": "Where the bee", "max_tokens": 24, "temperature": 0, "logprobs": 0}
+    with LiveServer(folder, quantize="int8", max_batch=4) as s:
+        assert is_quantized(s.engine.model)
+        served = stack[0].post(s.url + "/v1/completions", json=body, timeout=120).json()["choices"][0]
+    with LiveServer(folder, max_batch=4) as s:  # float32: its logprobs tell the int8 model apart
+        fp32 = stack[0].post(s.url + "/v1/completions", json=body, timeout=120).json()["choices"][0]
+    assert sampled == "Where the bee" + served["text"] + "\n"
+    assert served["logprobs"]["token_logprobs"] != fp32["logprobs"]["token_logprobs"]

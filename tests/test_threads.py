@@ -20,7 +20,7 @@ def thread_count():
 def _inputs(dtype):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((96, 64, 128)).astype(dtype)       # 786k elements: several pieces
-    q, k, v, dout = (rng.standard_normal((8, 4, 64, 32)).astype(dtype) for _ in range(4))
+    q, k, v, dout = (rng.standard_normal((8, 4, 160, 32)).astype(dtype) for _ in range(4))  # 2 query blocks
     w, b = rng.standard_normal(128).astype(dtype), rng.standard_normal(128).astype(dtype)
     return x, q, k, v, dout, w, b
 
@@ -28,9 +28,25 @@ def _inputs(dtype):
 def _run_all(x, q, k, v, dout, w, b):
     y, t = nb.gelu_forward_keep_tanh(x)
     out, lse = nb.attention_forward(q, k, v, 0.2)
-    return [y, t, nb.gelu_forward(x), nb.gelu_backward(x, y), nb.gelu_backward_with_tanh(x, t, y),
+    p, m, v2 = x.copy(), 0.1 * y, np.abs(t)
+    nb.adamw_update(p, y, m, v2, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7)
+    scaled = x.copy()
+    nb.scale(scaled, 0.3)
+    logits, targets = x.reshape(-1, 128), (np.arange(96 * 64) * 7) % 128
+    loss, ce_lse = nb.cross_entropy_forward(logits, targets, -100)
+    dlogits = nb.cross_entropy_backward(logits, targets, ce_lse, -100, 1.0)
+    rows, big = x.reshape(-1, 384)[:4], x.reshape(-1, 384)[4:3004]  # decoding: 4 rows, weights of 3 tiles
+    decode = [nb.matmul(rows, big.T), nb.matmul(rows[:, :300], np.ascontiguousarray(big.T[:300]))]
+    decode += [nb.linear_rowwise(x.reshape(-1, 384)[:8], big.T),  # a serving step's 8 rows, both layouts
+               nb.linear_rowwise(x.reshape(-1, 384)[:8, :300], np.ascontiguousarray(big.T[:300]))]
+    return decode + [y, t, nb.gelu_forward(x), nb.gelu_backward(x, y), nb.gelu_backward_with_tanh(x, t, y),
             out, lse, *nb.attention_backward(dout, q, k, v, out, lse, 0.2),
-            *nb.layer_norm_forward(x, w, b, 1e-5)]
+            *nb.layer_norm_forward(x, w, b, 1e-5), *_ln_backward(x, w, b), p, m, v2, scaled, np.float64(nb.sum_squares(x)), loss, ce_lse, dlogits]
+
+
+def _ln_backward(x, w, b):
+    _, mean, rstd = nb.layer_norm_forward(x, w, b, 1e-5)
+    return nb.layer_norm_backward(np.cos(x), x, w, mean, rstd)  # dweight, dbias: sums over 96 blocks
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

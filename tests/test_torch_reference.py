@@ -159,6 +159,8 @@ ROWS = [
     R("matmul_vec_vec", [(4,), (4,)], lambda a, b: a @ b),
     R("matmul_transposed", [(3, 4), (5, 4)], lambda a, b: a @ b.T),
     R("linear", [(2, 3, 4), (5, 4), (5,)], lambda x, w, b: TF.linear(x, w, b), lambda x, w, b: x @ w.T + b),
+    R("F.linear", [(2, 3, 4), (5, 4), (5,)], lambda x, w, b: TF.linear(x, w, b), lambda x, w, b: F.linear(x, w, b)),
+    R("F.linear_no_bias_1d", [(4,), (5, 4)], lambda x, w: TF.linear(x, w), lambda x, w: F.linear(x, w)),
     # ---- fused -----------------------------------------------------------------------------------
     R("softmax", [(3, 5)], lambda a: a.softmax(-1), lambda a: a.softmax(-1), low=-5, high=5),
     R("softmax_axis0", [(3, 5)], lambda a: a.softmax(0), lambda a: a.softmax(0), low=-5, high=5),
@@ -173,6 +175,10 @@ ROWS = [
       lambda x, w, b: F.layer_norm(x, 5, w, b, eps=1e-5), tol=10),
     R("layer_norm_no_affine", [(4, 6)], lambda x: TF.layer_norm(x, (6,)), lambda x: F.layer_norm(x, (6,)), tol=10),
     R("embedding_repeated", [(5, 3)], lambda w: TF.embedding(tt(IDS), w), lambda w: F.embedding(IDS, w)),
+    R("embedding_tied", [(5, 3)], lambda w: TF.linear(TF.embedding(tt(IDS), w), w),        # rows + dense
+      lambda w: F.linear(F.embedding(IDS, w), w)),
+    R("embedding_of_inner", [(5, 3)], lambda w: TF.embedding(tt(IDS), w * 2),               # densified
+      lambda w: F.embedding(IDS, w * 2)),
     R("sdpa_causal", [(2, 2, 4, 3)] * 3, lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True),
       lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
     R("sdpa_bottom_right_mask", [(1, 2, 2, 3), (1, 2, 4, 3), (1, 2, 4, 3)],

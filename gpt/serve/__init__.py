@@ -1,6 +1,7 @@
 """`gpt serve`: a checkpoint behind an OpenAI-compatible HTTP API, with continuous batching.
 
     server.py     the command: check the checkpoint, bind, load in the background, signals
+    flags.py      its flags: address, API key, limits
     api.py        the FastAPI app: routes, streaming (server-sent events), error objects
     gate.py       API key, body size and loading checks in front of every request
     handlers.py   each endpoint's checks, prompts to token ids, scheduler requests

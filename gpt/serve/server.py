@@ -25,6 +25,7 @@ from gpt.errors import ConfigError
 from gpt.hf import weights
 from gpt.hf.pretrained import open_pretrained
 from gpt.model import GPT
+from gpt.quantize import quantize_int8
 from gpt.serve.api import Engine, ServeConfig, create_app
 from gpt.serve.scheduler import Scheduler
 
@@ -32,7 +33,7 @@ from gpt.serve.scheduler import Scheduler
 def serve(args):
     """Run the server for the parsed `gpt serve` flags; returns the exit status."""
     config = _config(args)
-    load = preflight(args.ckpt, args.adapter, config)
+    load = preflight(args.ckpt, args.adapter, config, getattr(args, "quantize", None))
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     print(f"gpt serve: listening on http://{host}:{port} (model {config.model_name!r}, loading {args.ckpt})",
@@ -65,10 +66,11 @@ def _config(args):
                        max_tokens_limit=args.max_tokens_limit, shutdown_grace=args.shutdown_timeout)
 
 
-def preflight(ckpt, adapter, config):
+def preflight(ckpt, adapter, config, quantize=None):
     """Check everything that can be checked without reading the weights; returns load(metrics),
     which reads them and builds the Engine. With an adapter (gpt/lora.py), the tokenizer and
-    chat template are the adapter's when it has them (fine-tuning may add special tokens)."""
+    chat template are the adapter's when it has them (fine-tuning may add special tokens).
+    quantize "int8": weight-only int8 matmuls (gpt/quantize.py), after the adapter is applied."""
     folder, adapter = checkpoint.with_adapter(ckpt, adapter)
     checkpoint.read_trainer_state_or_none(folder)  # a damaged trainer state is an error here too
     tokenizer = checkpoint.load_tokenizer(folder, adapter)
@@ -84,6 +86,8 @@ def preflight(ckpt, adapter, config):
         if adapter is not None:
             checkpoint.attach_adapter(model, adapter)
             checkpoint.check_vocab(model, tokenizer, adapter)
+        if quantize == "int8":
+            quantize_int8(model)
         _warm_up(model)
         scheduler = Scheduler(model, tokenizer, config.max_batch, config.max_queue, metrics).start()
         print("gpt serve: ready", flush=True)

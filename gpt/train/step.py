@@ -5,7 +5,7 @@ import numpy as np
 
 import minigrad
 from minigrad import kernels
-from minigrad.nn.utils import clip_grad_norm_
+from minigrad.nn.utils import clip_coef, get_total_norm
 
 from gpt.errors import DataError, NonFiniteLossError
 from gpt.train.ddp import SINGLE
@@ -41,12 +41,15 @@ def train_step(model, optimizer, micro_batches, lr, grad_clip, ddp=SINGLE):
         raise NonFiniteLossError(f"loss is {loss_value}")
     # 4. add the gradients up over ranks: each rank then holds the global batch's gradient
     ddp.reduce_gradients()
-    # 5. clip the global gradient norm (tames the occasional spike); grad_clip 0 only measures
-    norm = clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
+    # 5. the global gradient norm, and the factor that clips it to grad_clip (tames the
+    #    occasional spike); grad_clip 0 only measures. Frozen parameters have no gradient.
+    norm = get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
     if not math.isfinite(norm):
         raise NonFiniteLossError(f"gradient norm is {norm}")
-    # 6. the AdamW update, in place (the same on every rank: same gradient, same weights)
-    optimizer.step()
+    # 6. the AdamW update, in place (the same on every rank: same gradient, same weights); it
+    #    scales each gradient by the clip factor as it reads it: the same numbers as
+    #    clip_grad_norm_ then step, one pass over the gradients fewer
+    optimizer.step(grad_scale=clip_coef(norm, grad_clip) if grad_clip > 0 else 1.0)
     return loss_value, norm
 
 
@@ -74,9 +77,9 @@ def evaluate(model, batches, ddp=SINGLE):
 
 
 def compile_step(model, optimizer, batch_size, block_size):
-    """Run what a step and an evaluation compile (Numba) once, on a batch of zeros and a scratch
-    AdamW update, leaving weights and RNG as they were; gradients are left for the next
-    step's zero_grad. Under MPI rank 0 does this first, so the ranks never write Numba's
+    """Run what a step and an evaluation compile (Numba) once, on a batch of zeros, a scratch
+    AdamW update and a gradient norm, leaving weights and RNG as they were; gradients are left
+    for the next step's zero_grad. Under MPI rank 0 does this first, so the ranks never write Numba's
     on-disk cache at the same time."""
     x = np.zeros((batch_size, block_size), dtype=np.int64)
     rng = minigrad.get_rng_state()
@@ -85,4 +88,5 @@ def compile_step(model, optimizer, batch_size, block_size):
     evaluate(model, {"warm-up": [(x, x)]})
     scratch = np.zeros(4, dtype=model.dtype)
     kernels.adamw_update(scratch, scratch.copy(), scratch.copy(), scratch.copy(), 1e-3, 0.9, 0.99, 1e-8, 0.1, 1)
+    kernels.sum_squares(scratch)  # the gradient norm's kernel
     minigrad.set_rng_state(rng)

@@ -18,7 +18,8 @@ from types import SimpleNamespace
 # The kernels are compiled serial and split over Python threads (kernels/threads.py says why),
 # so no OpenMP pool is started and OMP_WAIT_POLICY is left as the user set it.
 
-from . import activation, attention, embedding, linear, loss, matmul as _matmul, norm, optim, softmax, threads
+from . import (activation, attention, embedding, int8, linear, loss, matmul as _matmul, norm, optim, softmax,
+               threads)
 
 BACKENDS = ("numba", "numpy")
 
@@ -34,7 +35,8 @@ _MODULES = {
     "cross_entropy_forward": loss, "cross_entropy_backward": loss,
     "attention_forward": attention, "attention_backward": attention, "attention_decode": attention,
     "embedding_backward": embedding,
-    "adamw_update": optim,
+    "adamw_update": optim, "sum_squares": optim, "scale": optim,
+    "quantize_rows": int8, "linear_int8": int8,
 }
 
 
@@ -93,14 +95,16 @@ def get_num_threads():
 
 # ---- dispatch: the only functions the autograd layer calls -------------------------------
 
-def matmul(a, b):
-    """np.matmul semantics (N-d, broadcast batch dims); transposed views are fine."""
-    return _impl.matmul(a, b)
+def matmul(a, b, out=None):
+    """np.matmul semantics (N-d, broadcast batch dims); transposed views are fine. out: an
+    array of the result's shape and dtype to write it into (returned)."""
+    return _impl.matmul(a, b, out)
 
 
 def linear_rowwise(x, w, bias=None):
     """x (..., K) @ w (K, M) + bias, each row alone in a fixed summation order: a row's result
-    is the same bits whatever the other rows are (batched decoding); w may be a transposed view."""
+    is the same bits whatever the other rows are (batched decoding) and whatever the thread
+    count; w may be a transposed view."""
     return _impl.linear_rowwise(x, w, bias)
 
 
@@ -195,14 +199,37 @@ def attention_decode(q, k_cache, v_cache, rows, lengths, scale):
     return _impl.attention_decode(q, k_cache, v_cache, rows, lengths, scale)
 
 
-def embedding_backward(ids, dy, num_embeddings):
-    """Scatter-add dy (ids.shape + (C,)) into a (num_embeddings, C) gradient."""
-    return _impl.embedding_backward(ids, dy, num_embeddings)
+def embedding_backward(ids, dy, num_embeddings, into=None):
+    """Scatter-add dy (ids.shape + (C,)) into a (num_embeddings, C) gradient: new zeros, or
+    `into` in place; returns it."""
+    return _impl.embedding_backward(ids, dy, num_embeddings, into)
 
 
-def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
-    """torch.optim.AdamW step, in place on param, m and v (step counts from 1)."""
-    return _impl.adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step)
+def adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, grad_scale=1.0):
+    """torch.optim.AdamW step, in place on param, m and v (step counts from 1), with the
+    gradient read as grad * grad_scale (grad itself is left as it is)."""
+    return _impl.adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, grad_scale)
+
+
+def sum_squares(x):
+    """sum(x * x) accumulated in float64, as a Python float; the same for any thread count."""
+    return _impl.sum_squares(x)
+
+
+def scale(x, s):
+    """x *= s in place (s cast to x's dtype first)."""
+    return _impl.scale(x, s)
+
+
+def quantize_rows(w):
+    """w (M, K) float -> (wq (M, K) int8, scale (M,) float32), symmetric, one scale per row."""
+    return _impl.quantize_rows(w)
+
+
+def linear_int8(x, wq, scale, bias=None, rowwise=False):
+    """x (..., K) float32 @ the int8 rows wq (M, K), times scale (M,), plus bias -> (..., M).
+    rowwise: each row's result the same bits whatever the other rows (as linear_rowwise)."""
+    return _impl.linear_int8(x, wq, scale, bias, rowwise)
 
 
 __all__ = ["BACKENDS", "KERNELS", "numpy_impl", "numba_impl", "set_backend", "get_backend",

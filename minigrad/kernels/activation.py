@@ -56,33 +56,40 @@ def gelu_erf_backward_numpy(x, dy):
 
 
 # ---- Numba ---------------------------------------------------------------------------------
-# One serial elementwise loop each, all arithmetic in float64 (4 lanes of AVX2), which LLVM
-# vectorises: libm tanh is one scalar call per element (~10 ns), and Numba's default
-# error model puts a zero check on every division, which also stops vectorisation; hence
-# error_model="numpy". tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|) from
-# common.exp_neg (relative error ~2e-13: far inside float32, and float64's test tolerance).
-# Serial kernels, split over threads in contiguous pieces by kernels/threads.py.
+# One serial elementwise loop each, in the array's own precision (float32: 16 lanes of
+# AVX-512), which LLVM vectorises: libm tanh is one scalar call per element (~10 ns), and
+# Numba's default error model puts a zero check on every division, which also stops
+# vectorisation; hence error_model="numpy". tanh(u) = sign(u) (1 - e) / (1 + e) with
+# e = exp(-2|u|) from common.exp_le0 (float32: ~3 ulp; float64: ~2e-13, inside its test
+# tolerance). Serial kernels, split over threads in contiguous pieces by kernels/threads.py.
 
 from numba import njit  # noqa: E402
 
 from . import threads  # noqa: E402
-from .common import JIT, exp_neg  # noqa: E402
+from .common import JIT, exp_le0  # noqa: E402
 
-TANH_CLAMP = 20.0     # tanh(20) = 1 - 8e-18: exactly 1 in float64
+TANH_CLAMP = 20.0     # tanh(20) = 1 - 8e-18: exactly 1 in float32 and float64
 
 
 @njit(inline="always", **JIT)
-def _tanh(u):
-    e = exp_neg(-2.0 * min(abs(u), TANH_CLAMP))   # exp(-2|u|) in (0, 1]
-    return np.copysign((1.0 - e) / (1.0 + e), u)
+def _tanh(u, f):
+    """tanh(u) in the precision of u; f is that float type (the array's dtype.type)."""
+    e = exp_le0(f(-2.0) * min(abs(u), f(TANH_CLAMP)))   # exp(-2|u|) in (0, 1]
+    return np.copysign((f(1.0) - e) / (f(1.0) + e), u)
+
+
+@njit(inline="always", **JIT)
+def _inner(x, f):
+    """u = sqrt(2/pi) (x + 0.044715 x^3), the argument of GELU's tanh."""
+    return f(SQRT_2_OVER_PI) * (x + f(GELU_COEF) * x * x * x)
 
 
 @njit(**JIT)
 def _gelu_fwd_kernel(x, y):
+    f = x.dtype.type
     for i in range(x.size):
-        xi = np.float64(x[i])
-        t = _tanh(SQRT_2_OVER_PI * (xi + GELU_COEF * xi * xi * xi))
-        y[i] = 0.5 * xi * (1.0 + t)
+        xi = x[i]
+        y[i] = f(0.5) * xi * (f(1.0) + _tanh(_inner(xi, f), f))
 
 
 def gelu_forward_numba(x):
@@ -101,19 +108,21 @@ def gelu_backward_numba(x, dy):
 # the tanh is ~80% of gelu_backward's time.
 @njit(**JIT)
 def _gelu_fwd_keep_kernel(x, y, t):
+    f = x.dtype.type
     for i in range(x.size):
-        xi = np.float64(x[i])
-        ti = _tanh(SQRT_2_OVER_PI * (xi + GELU_COEF * xi * xi * xi))
+        xi = x[i]
+        ti = _tanh(_inner(xi, f), f)
         t[i] = ti
-        y[i] = 0.5 * xi * (1.0 + ti)
+        y[i] = f(0.5) * xi * (f(1.0) + ti)
 
 
 @njit(**JIT)
 def _gelu_bwd_tanh_kernel(x, t, dy, dx):
+    f = x.dtype.type
     for i in range(x.size):
-        xi, ti = np.float64(x[i]), np.float64(t[i])
-        du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_COEF * xi * xi)
-        dx[i] = dy[i] * (0.5 * (1.0 + ti) + 0.5 * xi * (1.0 - ti * ti) * du)
+        xi, ti = x[i], t[i]
+        du = f(SQRT_2_OVER_PI) * (f(1.0) + f(3.0 * GELU_COEF) * xi * xi)
+        dx[i] = dy[i] * (f(0.5) * (f(1.0) + ti) + f(0.5) * xi * (f(1.0) - ti * ti) * du)
 
 
 def gelu_forward_keep_tanh_numba(x):

@@ -1,4 +1,5 @@
-"""Embedding backward: scatter-add rows of dy into a (num_embeddings, C) gradient."""
+"""Embedding backward: scatter-add rows of dy into a (num_embeddings, C) gradient (a new one
+of zeros, or, in place, an existing one)."""
 import numpy as np
 
 
@@ -7,11 +8,11 @@ def _check_ids(ids, num_embeddings):
         raise IndexError(f"embedding id out of range [0, {num_embeddings})")
 
 
-# embedding': dW[ids[n]] += dy[n]   (repeated ids accumulate)
-def embedding_backward_numpy(ids, dy, num_embeddings):
+# embedding': dW[ids[n]] += dy[n]   (repeated ids accumulate; into zeros, or into `into`)
+def embedding_backward_numpy(ids, dy, num_embeddings, into=None):
     _check_ids(ids, num_embeddings)
     C = dy.shape[-1]
-    dweight = np.zeros((num_embeddings, C), dtype=dy.dtype)
+    dweight = np.zeros((num_embeddings, C), dtype=dy.dtype) if into is None else into
     np.add.at(dweight, ids.reshape(-1), dy.reshape(-1, C))
     return dweight
 
@@ -32,10 +33,12 @@ def _embedding_bwd_kernel(ids, dy, dweight):
             dweight[row, c] += dy[n, c]
 
 
-def embedding_backward_numba(ids, dy, num_embeddings):
+def embedding_backward_numba(ids, dy, num_embeddings, into=None):
     _check_ids(ids, num_embeddings)
     C = dy.shape[-1]
-    dweight = np.zeros((num_embeddings, C), dtype=dy.dtype)
+    dweight = np.zeros((num_embeddings, C), dtype=dy.dtype) if into is None else into
+    if not dweight.flags.c_contiguous or dweight.dtype != dy.dtype:
+        return embedding_backward_numpy(ids, dy, num_embeddings, into=dweight)
     if ids.size:
         _embedding_bwd_kernel(np.ascontiguousarray(ids, dtype=np.int64).reshape(-1),
                               np.ascontiguousarray(dy).reshape(-1, C), dweight)

@@ -12,7 +12,10 @@ bits whatever the other rows are. The twin spells out the plain order, k = 0, 1,
 
 It is made for decoding, a handful of rows against weights that do not fit in
 cache: w is read from memory once per call for all N rows, so a batch of N rows
-costs little more than one while the weights dominate.
+costs little more than one while the weights dominate. Those products are bound by
+how fast the weights stream from memory, and these loops stream them faster than
+BLAS's matrix-vector products (13-17 GB/s on one core here, where a plain sweep
+reaches 22-28), with each core bringing its share of the bandwidth.
 """
 import numpy as np
 
@@ -39,7 +42,11 @@ def linear_rowwise_numpy(x, w, bias=None):
 #   in a tree. That order depends on K and the compiled loop only (rows go through it one
 #   at a time, so never through a different code path); it differs from the twin's in the
 #   last bits. Packing wt into the first layout instead costs more than the product itself.
-# Column tiles (outputs) are independent, so large products split over threads by them.
+# Column tiles (outputs) are independent, so large products split over threads by them, in
+# whole tiles: each output is computed by one thread and in the same way for any thread
+# count, so the result does not depend on it either (tests/test_threads.py). The same
+# kernels serve kernels.matmul's products of a few rows (decoding outside inference) and
+# the int8 product (kernels/int8.py): one decoding product in the library.
 
 from numba import njit  # noqa: E402
 
@@ -76,17 +83,20 @@ def _rows_times_w(x, w, y, m_lo, m_hi):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _rows_dot_wt(x, wt, y, m_lo, m_hi):
-    """y[:, m] = x @ wt[m] for m in m_lo:m_hi, one vectorised dot product per output."""
+def dot_rows(x, w, scale, y, m_lo, m_hi):
+    """y[:, m] = x @ w[m] (times scale[m] unless scale is None) for m in m_lo:m_hi, where w
+    holds one output per row (float, or int8 widened as it is read: kernels/int8.py). One
+    vectorised dot product per output, the row of w read once and served from L1 to every
+    row of x."""
     N, K = x.shape
     for m in range(m_lo, m_hi):
-        wm = wt[m]
+        row = w[m]
         for n in range(N):
             xn = x[n]
             acc = y.dtype.type(0)
             for k in range(K):
-                acc += xn[k] * wm[k]
-            y[n, m] = acc
+                acc += xn[k] * y.dtype.type(row[k])
+            y[n, m] = acc if scale is None else acc * scale[m]
 
 
 def linear_rowwise_numba(x, w, bias=None):
@@ -103,12 +113,19 @@ def linear_rowwise_numba(x, w, bias=None):
 
 def _by_column_tiles(x, w, y):
     """Run the kernel for w's layout, its column tiles split over threads when w is large."""
-    K, M = w.shape
     if w.T.flags.c_contiguous and not w.flags.c_contiguous:
-        kernel, w = _rows_dot_wt, w.T
+        wt = w.T
+        split_columns(lambda lo, hi: dot_rows(x, wt, None, y, lo, hi), *w.shape)
     else:
-        kernel, w = _rows_times_w, np.ascontiguousarray(w)  # any other strides: copied once
+        w = np.ascontiguousarray(w)  # any other strides: copied once
+        split_columns(lambda lo, hi: _rows_times_w(x, w, y, lo, hi), *w.shape)
+
+
+def split_columns(fn, K, M):
+    """fn(lo, hi) over output columns 0:M in whole tiles, one piece per thread, for a weight
+    of K * M entries (one call below 2 * MIN_PIECE). Each column is computed by one thread in
+    the same way whatever the thread count, so the result does not depend on it."""
     if K * M < 2 * MIN_PIECE:
-        return kernel(x, w, y, 0, M)
-    threads.split(lambda lo, hi: kernel(x, w, y, lo * TILE_M, min(hi * TILE_M, M)),
+        return fn(0, M)
+    threads.split(lambda lo, hi: fn(lo * TILE_M, min(hi * TILE_M, M)),
                   -(-M // TILE_M), -(-MIN_PIECE // (K * TILE_M)))

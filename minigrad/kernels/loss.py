@@ -39,50 +39,56 @@ def cross_entropy_backward_numpy(logits, targets, lse, ignore_index, dloss):
 
 
 # ---- Numba ---------------------------------------------------------------------------------
-# One serial sweep per row: its max, sum of exps (vectorised exp) and picked logit; per-row
-# losses are summed afterwards in float64. Targets are range-checked in Python first, so the
-# kernels never index out of bounds.
+# Two sweeps per row forward (its max; then the sum of exps and the picked logit) and one
+# backward (exp(z - lse) * scale), each one vectorised loop with the exp inlined in the
+# logits' precision (common.exp_le0): a GPT-2 row is 50,257 logits, and a loop per row with
+# no call per element is what keeps it fast. Rows are split over threads (kernels/threads.py); per-row
+# losses are summed afterwards in float64, in row order, so the loss does not depend on the
+# thread count. Targets are range-checked in Python first, so the kernels never index out
+# of bounds.
 
 from numba import njit  # noqa: E402
 
-from .common import EXP_CONSTANTS, FASTMATH, exp_row, exp_scratch  # noqa: E402
+from . import threads  # noqa: E402
+from .common import FASTMATH, exp_le0, row_max  # noqa: E402
+
+JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _ce_fwd_kernel(logits, targets, ignore_index, lse, row_loss, e, bits, k):
+@njit(**JIT)
+def _ce_fwd_kernel(logits, targets, ignore_index, lse, row_loss):
     n, V = logits.shape
     for i in range(n):
-        m = logits[i, 0]
-        for j in range(1, V):
-            m = max(m, logits[i, j])
-        for j in range(V):
-            e[j] = logits[i, j] - m
-        exp_row(e, bits, k)
+        row = logits[i]
+        m = row_max(row, V)
         s = 0.0
         for j in range(V):
-            s += e[j]
+            s += exp_le0(row[j] - m)
         lse[i] = m + np.log(s)
         t = targets[i]
-        row_loss[i] = 0.0 if t == ignore_index else lse[i] - logits[i, t]
+        row_loss[i] = 0.0 if t == ignore_index else np.float64(lse[i]) - row[t]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _ce_bwd_kernel(logits, targets, lse, ignore_index, scale, dlogits, bits, k):
+@njit(**JIT)
+def _ce_bwd_kernel(logits, targets, lse, ignore_index, scale, dlogits):
     n, V = logits.shape
     zero = logits.dtype.type(0)
     for i in range(n):
-        row = dlogits[i]
+        out = dlogits[i]
         t = targets[i]
         if t == ignore_index:
             for j in range(V):
-                row[j] = zero
+                out[j] = zero
             continue
+        row = logits[i]
+        shift = lse[i]
         for j in range(V):
-            row[j] = logits[i, j] - lse[i]
-        exp_row(row, bits, k)
-        for j in range(V):
-            row[j] *= scale
-        row[t] -= scale
+            out[j] = exp_le0(row[j] - shift) * scale
+        out[t] -= scale
+
+
+# Logits per piece of rows: below this a helper thread's hand-over (~30 us) costs more than it saves.
+MIN_PIECE = 1 << 15
 
 
 def cross_entropy_forward_numba(logits, targets, ignore_index):
@@ -94,8 +100,11 @@ def cross_entropy_forward_numba(logits, targets, ignore_index):
     targets = np.ascontiguousarray(targets, dtype=np.int64)
     lse = np.empty(N, logits.dtype)
     row_loss = np.empty(N)          # float64
-    _ce_fwd_kernel(logits, targets, int(ignore_index), lse, row_loss, np.empty(V, logits.dtype),
-                   exp_scratch(logits.dtype, V), EXP_CONSTANTS[logits.dtype])
+
+    def piece(lo, hi):
+        _ce_fwd_kernel(logits[lo:hi], targets[lo:hi], int(ignore_index), lse[lo:hi], row_loss[lo:hi])
+
+    threads.split(piece, N, -(-MIN_PIECE // V))
     n_valid = int(np.count_nonzero(targets != ignore_index))
     loss = row_loss.sum() / n_valid if n_valid else np.nan
     return np.asarray(loss, dtype=logits.dtype), lse
@@ -108,9 +117,13 @@ def cross_entropy_backward_numba(logits, targets, lse, ignore_index, dloss):
     _check_targets(targets, V, ignore_index)
     logits = np.ascontiguousarray(logits)
     targets = np.ascontiguousarray(targets, dtype=np.int64)
+    lse = np.ascontiguousarray(lse)
     n_valid = int(np.count_nonzero(targets != ignore_index))
     scale = logits.dtype.type(float(dloss) / n_valid if n_valid else 0.0)
     dlogits = np.empty_like(logits)
-    _ce_bwd_kernel(logits, targets, np.ascontiguousarray(lse), int(ignore_index), scale, dlogits,
-                   exp_scratch(logits.dtype, V), EXP_CONSTANTS[logits.dtype])
+
+    def piece(lo, hi):
+        _ce_bwd_kernel(logits[lo:hi], targets[lo:hi], lse[lo:hi], int(ignore_index), scale, dlogits[lo:hi])
+
+    threads.split(piece, N, -(-MIN_PIECE // V))
     return dlogits

@@ -7,21 +7,31 @@ calls BLAS too, but shapes it well: np.matmul runs an N-d @ 2-D product (every
 Linear layer: (B, T, C) @ (C, N)) as B separate small GEMMs, while one
 (B*T, C) @ (C, N) GEMM is 2-10x faster. Transposed 2-D views need no copy: BLAS
 takes them as "transposed" flags.
+
+Decoding is the other regime: a few rows (one per sequence) times large weights,
+bound by how fast the weights stream from memory. Up to SKINNY_ROWS rows such a
+product runs on kernels/linear.py's column-tile sweeps instead of BLAS (faster, and
+the same bits for any thread count); from 8 rows on BLAS is faster (a prompt).
 """
 import numpy as np
 
+from .linear import linear_rowwise_numba
 from .threads import one_blas_thread
 
 
 # matmul: c[..., i, j] = sum_k a[..., i, k] * b[..., k, j]
-def matmul_numpy(a, b):
-    return np.matmul(a, b)
+def matmul_numpy(a, b, out=None):
+    return np.matmul(a, b, out=out)
 
 
-def matmul_numba(a, b):
+def matmul_numba(a, b, out=None):
+    if out is not None:
+        return _matmul(a, b, out)
     if a.ndim > 2 and b.ndim == 2:
         # Fold the batch dims into rows: one big GEMM instead of one per batch item.
-        return _matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+        return matmul_numba(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] <= SKINNY_ROWS and b.size >= SKINNY_MIN_WEIGHTS:
+        return linear_rowwise_numba(a, b)  # kernels/linear.py's decoding product
     return _matmul(a, b)
 
 
@@ -38,12 +48,19 @@ SMALL_GEMM_FLOPS = 1 << 23
 SMALL_BATCHED_GEMM_FLOPS = 1 << 26   # per matrix of the batch
 
 
-def _matmul(a, b):
+def _matmul(a, b, out=None):
     rows = a.shape[-2] if a.ndim > 1 else 1          # 1-d operands as in np.matmul
     cols = b.shape[-1] if b.ndim > 1 else 1
     flops = 2 * rows * a.shape[-1] * cols
     batched = a.ndim > 2 and b.ndim > 2
     if flops >= (SMALL_BATCHED_GEMM_FLOPS if batched else SMALL_GEMM_FLOPS):
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     with one_blas_thread():
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
+
+
+# ---- few rows times large weights (decoding) ----------------------------------------------
+
+SKINNY_ROWS = 4                # rows of a up to which a product counts as decoding (from 8, BLAS wins)
+SKINNY_MIN_WEIGHTS = 1 << 18   # weights (1 MiB in float32) from which the sweeps beat BLAS
+

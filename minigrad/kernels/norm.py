@@ -31,10 +31,11 @@ def layer_norm_backward_numpy(dy, x, weight, mean, rstd):
 
 
 # ---- Numba ---------------------------------------------------------------------------------
-# One pass per row, statistics accumulated in float64. Forward: large inputs are cut into
-# pieces of rows that run on several threads (kernels/threads.py). Backward is one serial
-# pass: dweight/dbias sum over every row, and a fixed order keeps them bit-for-bit the
-# same whatever the thread count (a step's 768 x 128 takes ~0.1 ms).
+# One pass per row, statistics accumulated in float64; large inputs are cut into pieces of
+# rows that run on several threads (kernels/threads.py). dweight/dbias sum over every row:
+# each fixed block of CHUNK_ROWS rows sums into its own float64 partial, and the partials
+# are added in block order afterwards, so the sums are bit-for-bit the same whatever the
+# thread count.
 
 from numba import njit  # noqa: E402
 
@@ -63,7 +64,16 @@ def _ln_fwd_kernel(x, w, b, eps, y, mean, rstd):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _ln_bwd_kernel(dy, x, w, mean, rstd, dx, dw, db):
+def _ln_bwd_kernel(dy, x, w, mean, rstd, dx, dw_part, db_part):
+    """Rows of whole blocks; block b's dweight/dbias sums go to dw_part[b], db_part[b]."""
+    for b in range(dw_part.shape[0]):
+        lo = b * CHUNK_ROWS
+        _ln_bwd_rows(dy[lo:lo + CHUNK_ROWS], x[lo:lo + CHUNK_ROWS], w, mean[lo:lo + CHUNK_ROWS],
+                     rstd[lo:lo + CHUNK_ROWS], dx[lo:lo + CHUNK_ROWS], dw_part[b], db_part[b])
+
+
+@njit(inline="always", cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _ln_bwd_rows(dy, x, w, mean, rstd, dx, dw, db):
     n, c = x.shape
     for i in range(n):
         mu, r = mean[i], rstd[i]
@@ -109,14 +119,19 @@ def layer_norm_backward_numba(dy, x, weight, mean, rstd):
     dy2 = np.ascontiguousarray(dy).reshape(-1, C)
     w = np.ones(C, x.dtype) if weight is None else np.ascontiguousarray(weight)
     mean, rstd = np.ascontiguousarray(mean).reshape(-1), np.ascontiguousarray(rstd).reshape(-1)
-    # dweight and dbias are sums over all rows, accumulated in float64 in one serial pass, so
-    # that they do not depend on the thread count.
-    dw, db = np.zeros(C), np.zeros(C)
+    blocks = -(-len(x2) // CHUNK_ROWS)
+    dw_part, db_part = np.zeros((blocks, C)), np.zeros((blocks, C))  # float64 partial sums
     dx = np.empty_like(x2)
-    _ln_bwd_kernel(dy2, x2, w, mean, rstd, dx, dw, db)
+
+    def piece(lo, hi):  # blocks lo:hi
+        rows = slice(lo * CHUNK_ROWS, hi * CHUNK_ROWS)
+        _ln_bwd_kernel(dy2[rows], x2[rows], w, mean[rows], rstd[rows], dx[rows], dw_part[lo:hi], db_part[lo:hi])
+
+    threads.split(piece, blocks, -(-MIN_PIECE // (C * CHUNK_ROWS)))
     if weight is None:
         return dx.reshape(x.shape), None, None
-    return dx.reshape(x.shape), dw.astype(x.dtype), db.astype(x.dtype)
+    return dx.reshape(x.shape), dw_part.sum(axis=0).astype(x.dtype), db_part.sum(axis=0).astype(x.dtype)
 
 
 MIN_PIECE = 1 << 17  # elements per thread: a helper's ~30 us hand-over costs more than a smaller half
+CHUNK_ROWS = 64      # rows summed into one partial dweight/dbias (the partials are fixed by the input alone)

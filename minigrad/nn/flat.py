@@ -8,7 +8,9 @@
 Every parameter's `.data` becomes a view of one slice of `flat.data`, and its
 gradient is written into the matching slice of `flat.grad` the first time backward
 reaches it after `zero_grad()` (`.grad` is then that view, and later gradients add
-into it). `.grad` is still None for a parameter that got no gradient, as in
+into it; a weight's product is written there directly, Function.grad_buffer). Each
+parameter's two views are made once, and being those very objects is what "homed
+in the buffer" means below. `.grad` is still None for a parameter that got no gradient, as in
 PyTorch. Frozen parameters (a LoRA base) are simply left out. Parameters are laid
 out in the order given, so each optimizer group, given in order, is one contiguous
 span. A parameter whose `.data` is rebound afterwards (`Module.to`) leaves the
@@ -28,12 +30,14 @@ class FlatParameters:
         dtype = dtypes.pop()
         self.data = np.empty(int(self.offsets[-1]), dtype=dtype)
         self.grad = np.zeros(int(self.offsets[-1]), dtype=dtype)
+        self._views = {}  # id(param) -> (its data view, its gradient view), made once
         for p, lo, hi in zip(self.params, self.offsets[:-1], self.offsets[1:]):
             self.data[lo:hi] = p.data.reshape(-1)
-            p.data = self.data[lo:hi].reshape(p.shape)
+            views = self._views[id(p)] = (self.data[lo:hi].reshape(p.shape), self.grad[lo:hi].reshape(p.shape))
+            p.data = views[0]
             if p.grad is not None:
-                self.grad[lo:hi] = p.grad.reshape(-1)
-                p.grad = self.grad[lo:hi].reshape(p.shape)
+                views[1][...] = p.grad
+                p.grad = views[1]
             p._flat = (self, int(lo), int(hi))
 
     def __len__(self):
@@ -47,7 +51,8 @@ class FlatParameters:
             home = getattr(p, "_flat", None)
             if home is None or home[0] is not self or (hi is not None and home[1] != hi):
                 return None
-            if p.grad is None or not _is_view(p.data, self.data, home) or not _is_view(p.grad, self.grad, home):
+            data_view, grad_view = self._views[id(p)]
+            if p.data is not data_view or p.grad is not grad_view:
                 return None
             lo, hi = (home[1] if lo is None else lo), home[2]
         return None if lo is None else (lo, hi)
@@ -55,10 +60,10 @@ class FlatParameters:
     def fill_missing_grads(self):
         """Zero gradients for the parameters backward did not reach, so the whole of
         self.grad is this step's gradient (what an allreduce of the buffer needs)."""
-        for p, lo, hi in zip(self.params, self.offsets[:-1], self.offsets[1:]):
+        for p in self.params:
             if p.grad is None:
-                self.grad[lo:hi] = 0
-                p.grad = self.grad[lo:hi].reshape(p.shape)
+                p.grad = self._views[id(p)][1]
+                p.grad[...] = 0
 
     def buckets(self, max_elements):
         """Consecutive slices of self.grad of at most max_elements each (views), in order."""
@@ -67,13 +72,10 @@ class FlatParameters:
 
 
 def grad_home(p):
-    """The slice of a flat gradient buffer p's gradient belongs in, or None."""
+    """The slice of a flat gradient buffer p's gradient belongs in (the same array object each
+    time), or None when p has none or its .data is no longer the buffer's view."""
     home = getattr(p, "_flat", None)
-    if home is None or not _is_view(p.data, home[0].data, home):
+    if home is None:
         return None
-    return home[0].grad[home[1]:home[2]].reshape(p.shape)
-
-
-def _is_view(array, buffer, home):
-    return (array.base is buffer or array.base is not None and array.base.base is buffer) and \
-        array.__array_interface__["data"][0] == buffer.__array_interface__["data"][0] + home[1] * buffer.itemsize
+    data_view, grad_view = home[0]._views[id(p)]
+    return grad_view if p.data is data_view else None

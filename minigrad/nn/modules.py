@@ -10,6 +10,7 @@ from collections import OrderedDict
 import numpy as np
 
 from minigrad import functional as F
+from minigrad.autograd import is_sparse
 from minigrad.nn.flat import grad_home
 from minigrad.random import rng
 from minigrad.tensor import Tensor
@@ -24,11 +25,18 @@ class Parameter(Tensor):
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad, dtype)
         self._flat = None
 
+    def _grad_buffer(self):
+        return grad_home(self) if self.grad is None and getattr(self, "_flat", None) is not None else None
+
     def _accumulate(self, g):
-        home = grad_home(self) if self.grad is None and getattr(self, "_flat", None) is not None else None
+        home = self._grad_buffer()
         if home is None:
             return super()._accumulate(g)
-        np.copyto(home, g)  # the first gradient since zero_grad lands in the flat buffer
+        if is_sparse(g):  # the first gradient since zero_grad lands in the flat buffer ...
+            home[...] = 0
+            g.add_to(home)
+        elif g is not home:  # ... unless a product was written there directly (Function.grad_buffer)
+            np.copyto(home, g)
         self.grad = home
 
 
@@ -179,8 +187,7 @@ class Linear(Module):
         self.bias = _uniform(bound, (out_features,), dtype) if bias else None
 
     def forward(self, x):
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        return F.linear(x, self.weight, self.bias)
 
 
 class Embedding(Module):

@@ -44,25 +44,31 @@ class AdamW:
             for p in group["params"]:
                 p.grad = None
 
-    def step(self):
+    def step(self, grad_scale=1.0):
         """One update of every parameter that has a gradient (others are skipped, as torch).
         A group whose parameters are one span of a flat buffer (minigrad/nn/flat.py) is
-        updated by one kernel call over the span: the same arithmetic, element by element."""
+        updated by one kernel call over the span: the same arithmetic, element by element.
+
+        grad_scale multiplies every gradient as the update reads it (the gradients stay as
+        they are), as torch's fused optimizers take one: gradient clipping's factor comes in
+        this way without a pass of its own over the gradients (gpt/train/step.py); the same
+        numbers as scaling them first (clip_grad_norm_) and then stepping."""
         for group in self.param_groups:
-            if not self._step_flat(group):
+            if not self._step_flat(group, grad_scale):
                 for p in group["params"]:
                     if p.grad is not None:
                         state = self._state_of(p)
                         state["step"] += 1
-                        self._update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], group, state["step"])
+                        self._update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], group, state["step"],
+                                     grad_scale)
 
-    def _update(self, data, grad, m, v, group, step):
-        grad, decay = self._grad_and_decay(data, grad, group)
-        kernels.adamw_update(data, grad, m, v, group["lr"], *group["betas"], group["eps"], decay, step)
+    def _update(self, data, grad, m, v, group, step, grad_scale):
+        grad, decay, grad_scale = self._grad_and_decay(data, grad, group, grad_scale)
+        kernels.adamw_update(data, grad, m, v, group["lr"], *group["betas"], group["eps"], decay, step, grad_scale)
 
-    def _grad_and_decay(self, data, grad, group):
+    def _grad_and_decay(self, data, grad, group, grad_scale):
         """AdamW decays the weights directly (decoupled), so the gradient goes in untouched."""
-        return grad, group["weight_decay"]
+        return grad, group["weight_decay"], grad_scale
 
     def _state_of(self, p):
         state = self.state.get(id(p))
@@ -71,7 +77,7 @@ class AdamW:
                                          "exp_avg_sq": np.zeros_like(p.data)}
         return state
 
-    def _step_flat(self, group):
+    def _step_flat(self, group, grad_scale):
         """The whole group in one call when it is one contiguous span of a flat buffer whose
         parameters all have gradients and share one step count; False to go tensor by tensor."""
         params = group["params"]
@@ -84,7 +90,7 @@ class AdamW:
         m, v = self._flat_moments(flat, params)
         for p in params:
             self.state[id(p)]["step"] += 1
-        self._update(flat.data[lo:hi], flat.grad[lo:hi], m[lo:hi], v[lo:hi], group, steps.pop() + 1)
+        self._update(flat.data[lo:hi], flat.grad[lo:hi], m[lo:hi], v[lo:hi], group, steps.pop() + 1, grad_scale)
         return True
 
     def _flat_moments(self, flat, params):
@@ -152,9 +158,9 @@ class Adam(AdamW):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    def _grad_and_decay(self, data, grad, group):
-        wd = group["weight_decay"]
-        return (grad + wd * data if wd else grad), 0.0
+    def _grad_and_decay(self, data, grad, group, grad_scale):
+        wd, grad = group["weight_decay"], grad * grad.dtype.type(grad_scale) if grad_scale != 1 else grad
+        return (grad + wd * data if wd else grad), 0.0, 1.0
 
 
 def _check_hyper(lr, betas, eps, weight_decay):
