@@ -42,7 +42,7 @@ SCRATCH = dict(n_layer=2, n_head=4, n_embd=128, block_size=64, batch_size=64, lr
                warmup_iters=50, dropout=0.0)
 RECIPES = {
     "addition": {
-        "scratch-char": dict(SCRATCH, tokenizer="char", max_iters=2000),
+        "scratch-char": dict(SCRATCH, tokenizer="char", max_iters=3500),
         "scratch-bpe": dict(SCRATCH, tokenizer="bpe", vocab_size=512, max_iters=2000),
         "full-ft": dict(batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=50, max_iters=1000),
         "lora": dict(batch_size=64, lr=4e-3, min_lr=4e-4, warmup_iters=50, max_iters=1500,

@@ -148,6 +148,52 @@ def worker(framework, name, steps, warmup, threads, clock=time.perf_counter):
                           tokens=B * cfg.block_size)))
 
 
+def step_gemms(name):
+    """(M, K, N) of every matrix product in one training step of config `name`: each weight's
+    forward product and its two gradient products (dx = dy W^T, dW = x^T dy), the lm_head's
+    too, and attention's QK^T and AV (full T x T, as the FLOP estimate counts them)."""
+    L, H, C, T, B, V = CONFIGS[name]
+    M, D = B * T, C // H
+    weights = [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * L + [(C, V)]
+    shapes = []
+    for K, N in weights:
+        shapes += [(M, K, N), (M, N, K), (K, M, N)]
+    for _ in range(L * B * H):  # per head: forward QK^T, AV; backward two products each
+        shapes += [(T, D, T), (T, T, D)] * 3
+    return shapes
+
+
+def sgemm_worker(name, threads, reps=5):
+    """GFLOP/s of float32 np.matmul on the step's own GEMM shapes (each timed alone, median of
+    reps, summed): what BLAS alone delivers on this step's products at these threads."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads)
+    rng = np.random.default_rng(0)
+    total_flops, total_s, cache = 0.0, 0.0, {}
+    for shape in step_gemms(name):
+        if shape not in cache:
+            M, K, N = shape
+            a, b = rng.standard_normal((M, K), np.float32), rng.standard_normal((K, N), np.float32)
+            out = np.empty((M, N), np.float32)
+            times = []
+            for _ in range(reps + 1):
+                t0 = time.perf_counter()
+                np.matmul(a, b, out=out)
+                times.append(time.perf_counter() - t0)
+            cache[shape] = statistics.median(times[1:])
+        total_flops += 2.0 * shape[0] * shape[1] * shape[2]
+        total_s += cache[shape]
+    print(json.dumps(dict(gflops=total_flops / total_s / 1e9, gemm_ms=1000 * total_s)))
+
+
+def step_flops(name):
+    """FLOPs of one training step: model.flops_per_token() (6N + attention) times tokens."""
+    from gpt.model import GPT, GPTConfig
+    L, H, C, T, B, V = CONFIGS[name]
+    cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, bias=BIAS.get(name, False))
+    return GPT(cfg).flops_per_token() * B * T
+
+
 def run_worker(framework, name, steps, warmup, threads, clock):
     cmd = [sys.executable, __file__, "--worker", framework, "--config", name, "--steps", str(steps),
            "--warmup", str(warmup), "--threads", str(threads), "--clock", clock]
@@ -183,9 +229,11 @@ def main(argv=None):
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
                         help="cpu: each worker's CPU time (all its threads), steadier than wall time on a "
                              "loaded machine but it counts spinning threads: use it with --threads 1")
-    parser.add_argument("--worker", choices=("ours", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("ours", "torch", "sgemm"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = list(CONFIGS) if args.config == "all" else [args.config]
+    if args.worker == "sgemm":
+        return sgemm_worker(names[0], args.threads)
     if args.worker:
         return worker(args.worker, names[0], args.steps, args.warmup, args.threads, CLOCKS[args.clock])
     import torch
@@ -205,6 +253,20 @@ def main(argv=None):
         print(f"{'':<12} {'  RSS after import+model (MB)':<26} {'':>5} {'':>8} {'':>9} {'':>6} "
               f"{o['base_mb']:>12.0f} {t['base_mb']:>13.0f}   steps added: ours {o['peak_mb'] - o['base_mb']:.0f} MB, "
               f"torch {t['peak_mb'] - t['base_mb']:.0f} MB", flush=True)
+        if args.clock == "wall":
+            print(gflops_line(name, o["ms"], t["ms"], args.threads), flush=True)
+
+
+def gflops_line(name, ours_ms, torch_ms, threads):
+    """The step's achieved GFLOP/s, ours and torch's, next to BLAS's on the step's own GEMMs."""
+    cmd = [sys.executable, __file__, "--worker", "sgemm", "--config", name, "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    sg = json.loads(out.stdout.strip().splitlines()[-1])
+    flops = step_flops(name)
+    return (f"{'':<12} {'  GFLOP/s of the whole step':<26} {'':>5} {flops / ours_ms / 1e6:>8.1f} "
+            f"{flops / torch_ms / 1e6:>9.1f}   ({flops / 1e9:.2f} GFLOP/step); sgemm on the step's own GEMM "
+            f"shapes: {sg['gflops']:.1f} GFLOP/s ({sg['gemm_ms']:.0f} ms for them all); ours reaches "
+            f"{flops / ours_ms / 1e6 / sg['gflops']:.0%} of it")
 
 
 if __name__ == "__main__":
