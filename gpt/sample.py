@@ -84,8 +84,9 @@ def _steps(model, prompts, max_new_tokens, temperature, top_k, top_p, do_sample,
 def next_logits(model, contexts, cache=None):
     """Logits (N, V) of the token after each context (lists of ids). With a cache, a row whose
     cache holds all of its context but the last token advances by that one token, all such
-    rows in one forward; any other row (new, or past block_size so its window slid) is
-    filled again from its last block_size tokens."""
+    rows in one forward; a new row fills its cache from its context, and a row past
+    block_size (its window slid, so every position shifted) is recomputed from its last
+    block_size tokens without the cache."""
     block = model.config.block_size
     logits = np.empty((len(contexts), model.config.vocab_size), model.dtype)
     if cache is None:
@@ -96,9 +97,13 @@ def next_logits(model, contexts, cache=None):
     if step:
         ids = np.array([[contexts[b][-1]] for b in step])  # (n, 1)
         logits[step] = inference.forward(model, ids, cache, rows=step)
-    for b in sorted(set(range(len(contexts))) - set(step)):  # fill (or refill) the row
-        cache.reset([b])
-        logits[b] = inference.forward(model, np.array([contexts[b][-block:]]), cache, rows=[b])[0]
+    for b in sorted(set(range(len(contexts))) - set(step)):
+        window = np.array([contexts[b][-block:]])  # (1, <= block)
+        if len(contexts[b]) > block:  # the window slid: positions shifted, the cache cannot serve
+            logits[b] = inference.forward(model, window)[0]  # the row again (nothing worth storing)
+        else:  # a new row: fill its cache
+            cache.reset([b])
+            logits[b] = inference.forward(model, window, cache, rows=[b])[0]
     return logits
 
 
