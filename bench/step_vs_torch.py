@@ -126,6 +126,7 @@ def worker(framework, name, steps, warmup, threads, clock=time.perf_counter):
     from threadpoolctl import threadpool_limits
     minigrad.runtime.tune()  # what `gpt train` does; process-wide, so torch's worker gets it too
     cfg, B, (ours, opt), (fwd, tparams, topt) = build_pair(name, with_torch=framework == "torch")
+    flops = ours.flops_per_token() * B * cfg.block_size  # one step's: 6N + attention, per token
     if framework == "ours":
         minigrad.kernels.set_num_threads(threads)
         threadpool_limits(threads)
@@ -145,7 +146,7 @@ def worker(framework, name, steps, warmup, threads, clock=time.perf_counter):
             times.append(clock() - t0)
         first = loss if first is None else first
     print(json.dumps(dict(times=times, loss0=first, peak_kb=status_kib("VmHWM"), rss0_kb=rss0,
-                          tokens=B * cfg.block_size)))
+                          tokens=B * cfg.block_size, flops=flops)))
 
 
 def step_gemms(name):
@@ -186,14 +187,6 @@ def sgemm_worker(name, threads, reps=5):
     print(json.dumps(dict(gflops=total_flops / total_s / 1e9, gemm_ms=1000 * total_s)))
 
 
-def step_flops(name):
-    """FLOPs of one training step: model.flops_per_token() (6N + attention) times tokens."""
-    from gpt.model import GPT, GPTConfig
-    L, H, C, T, B, V = CONFIGS[name]
-    cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, bias=BIAS.get(name, False))
-    return GPT(cfg).flops_per_token() * B * T
-
-
 def run_worker(framework, name, steps, warmup, threads, clock):
     cmd = [sys.executable, __file__, "--worker", framework, "--config", name, "--steps", str(steps),
            "--warmup", str(warmup), "--threads", str(threads), "--clock", clock]
@@ -214,7 +207,7 @@ def bench(name, steps, warmup, rounds, threads, clock):
         out[fw] = dict(ms=1000 * statistics.median([t for r in runs for t in r["times"]]),
                        peak_mb=max(r["peak_kb"] for r in runs) / 1024,
                        base_mb=max(r["rss0_kb"] for r in runs) / 1024, loss0=runs[0]["loss0"],
-                       tokens=runs[0]["tokens"])
+                       tokens=runs[0]["tokens"], flops=runs[0]["flops"])
     return out
 
 
@@ -254,15 +247,15 @@ def main(argv=None):
               f"{o['base_mb']:>12.0f} {t['base_mb']:>13.0f}   steps added: ours {o['peak_mb'] - o['base_mb']:.0f} MB, "
               f"torch {t['peak_mb'] - t['base_mb']:.0f} MB", flush=True)
         if args.clock == "wall":
-            print(gflops_line(name, o["ms"], t["ms"], args.threads), flush=True)
+            print(gflops_line(name, o["flops"], o["ms"], t["ms"], args.threads), flush=True)
 
 
-def gflops_line(name, ours_ms, torch_ms, threads):
-    """The step's achieved GFLOP/s, ours and torch's, next to BLAS's on the step's own GEMMs."""
+def gflops_line(name, flops, ours_ms, torch_ms, threads):
+    """The step's achieved GFLOP/s (flops: model.flops_per_token() x tokens, 6N + attention),
+    ours and torch's, next to BLAS's on the step's own GEMMs."""
     cmd = [sys.executable, __file__, "--worker", "sgemm", "--config", name, "--threads", str(threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     sg = json.loads(out.stdout.strip().splitlines()[-1])
-    flops = step_flops(name)
     return (f"{'':<12} {'  GFLOP/s of the whole step':<26} {'':>5} {flops / ours_ms / 1e6:>8.1f} "
             f"{flops / torch_ms / 1e6:>9.1f}   ({flops / 1e9:.2f} GFLOP/step); sgemm on the step's own GEMM "
             f"shapes: {sg['gflops']:.1f} GFLOP/s ({sg['gemm_ms']:.0f} ms for them all); ours reaches "
