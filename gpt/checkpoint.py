@@ -73,7 +73,9 @@ def save(path, model, tokenizer, optimizer, trainer_state, template=None, adapte
     return path
 
 
-def _write_folder(folder, model, tokenizer, optimizer, trainer_state, template=None, adapter=None):
+def _write_folder(folder, model, tokenizer, optimizer=None, trainer_state=None, template=None, adapter=None):
+    """Fill folder (fresh from mkdtemp) with the checkpoint's files; without optimizer and
+    trainer_state: a plain model folder (save_plain)."""
     if adapter is None:
         model.save_pretrained(folder)
     else:
@@ -85,7 +87,8 @@ def _write_folder(folder, model, tokenizer, optimizer, trainer_state, template=N
         tree, arrays = split_tree(optimizer.state_dict())
         safe_save(arrays, folder / "optimizer.safetensors")
         write_json(folder / "optimizer.json", {"format": FORMAT, "state": tree})
-    write_json(folder / TRAINER_STATE, dict(trainer_state, format=FORMAT))
+    if trainer_state is not None:
+        write_json(folder / TRAINER_STATE, dict(trainer_state, format=FORMAT))
     os.chmod(folder, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual permissions
     fsync_path(folder)
 
@@ -107,12 +110,7 @@ def save_plain(path, model, tokenizer, template=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.tmp-", dir=path.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save(tmp / TOKENIZER)
-        if template is not None:
-            template.save(tmp)
-        os.chmod(tmp, 0o777 & ~_umask())
-        fsync_path(tmp)
+        _write_folder(tmp, model, tokenizer, template=template)
         if path.exists():
             os.rmdir(path)
         os.rename(tmp, path)

@@ -17,7 +17,7 @@ from gpt import checkpoint, data, evaluate, lora
 from gpt.chat import ChatTemplate
 from gpt.config import TrainConfig, build_config, explicit_flags
 from gpt.data import builtin_tasks, tasks
-from gpt.errors import ConfigError, DataError, TokenizerError
+from gpt.errors import ConfigError, DataError, MissingExtraError, TokenizerError
 from gpt.quantize import quantize_int8
 from gpt.sample import generate, stream
 from gpt.tokenizer import load_tokenizer
@@ -127,43 +127,6 @@ def cmd_eval(args):
     return 0
 
 
-# ---- serve -------------------------------------------------------------------------------
-
-SERVE_EXTRA = ("fastapi", "uvicorn", "sse_starlette", "prometheus_client")
-
-
-def cmd_serve(args):
-    for module in SERVE_EXTRA:  # the serving stack is an optional extra: say how to get it
-        try:
-            __import__(module)
-        except ImportError:
-            raise ConfigError(f"gpt serve needs the serve extra ({module} is missing): "
-                              "pip install 'minigrad-gpt[serve]'") from None
-    from gpt.serve.server import serve
-    return serve(args)
-
-
-# ---- plot --------------------------------------------------------------------------------
-
-def cmd_plot(args):
-    runs = {run: read_metrics(_metrics_file(run)) for run in args.runs}
-    curves = plot_runs(runs, args.out, args.metric)
-    for run in [r for r in runs if args.metric and r not in curves]:
-        print(f"note: {run} has no {args.metric}", file=sys.stderr)
-    print(f"wrote {args.out}")
-    return 0
-
-
-def _metrics_file(run):
-    """RUN's metrics.jsonl: RUN itself if a file, else the one in RUN, or in its parent when
-    RUN is a run's ckpt/ (what --ckpt names elsewhere)."""
-    path = Path(run)
-    if path.is_file():
-        return path
-    for folder in (path, path.parent) if path.name == "ckpt" else (path,):
-        if (folder / "metrics.jsonl").is_file():
-            return folder / "metrics.jsonl"
-    raise DataError(f"{run}: no metrics.jsonl there (gpt plot takes the run folders gpt train writes)")
 def _eval_task(args):
     """Loss on the completions, then an answer for every prompt, scored (gpt/evaluate.py)."""
     if args.max_new_tokens < 1 or (args.batch_size is not None and args.batch_size < 1) \
@@ -172,7 +135,9 @@ def _eval_task(args):
     model, tokenizer, state = checkpoint.load(args.ckpt, args.adapter)
     model = _quantized(model, args)
     if builtin_tasks.is_builtin_task(args.data):
-        digits = args.task_digits if args.task_digits is not None else TrainConfig.from_dict(state["config"] if state else {}).data.task_digits
+        digits = args.task_digits
+        if digits is None:  # the training run's, else the default
+            digits = TrainConfig.from_dict(state["config"] if state else {}).data.task_digits
         examples, what = builtin_tasks.builtin_task(args.data, digits)["val"], "held-out"
     else:
         examples, what = tasks.read_jsonl(args.data), "test"
@@ -210,6 +175,45 @@ def _progress_line(stream=None):
             stream.write(f"answers {done:,}/{total:,}\n")
         stream.flush()
     return progress
+
+
+# ---- serve -------------------------------------------------------------------------------
+
+SERVE_EXTRA = ("fastapi", "uvicorn", "sse_starlette", "prometheus_client")
+
+
+def cmd_serve(args):
+    for module in SERVE_EXTRA:  # the serving stack is an optional extra: say how to get it
+        try:
+            __import__(module)
+        except ImportError:
+            raise MissingExtraError(f"gpt serve needs the serve extra ({module} is missing): "
+                                    "pip install 'minigrad-gpt[serve]'") from None
+    from gpt.serve.server import serve
+    return serve(args)
+
+
+# ---- plot --------------------------------------------------------------------------------
+
+def cmd_plot(args):
+    runs = {run: read_metrics(_metrics_file(run)) for run in args.runs}
+    curves = plot_runs(runs, args.out, args.metric)
+    for run in [r for r in runs if args.metric and r not in curves]:
+        print(f"note: {run} has no {args.metric}", file=sys.stderr)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _metrics_file(run):
+    """RUN's metrics.jsonl: RUN itself if a file, else the one in RUN, or in its parent when
+    RUN is a run's ckpt/ (what --ckpt names elsewhere)."""
+    path = Path(run)
+    if path.is_file():
+        return path
+    for folder in (path, path.parent) if path.name == "ckpt" else (path,):
+        if (folder / "metrics.jsonl").is_file():
+            return folder / "metrics.jsonl"
+    raise DataError(f"{run}: no metrics.jsonl there (gpt plot takes the run folders gpt train writes)")
 
 
 # ---- merge -------------------------------------------------------------------------------

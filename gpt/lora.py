@@ -29,7 +29,7 @@ from minigrad import Tensor, functional as F, nn
 from minigrad.nn.state import StateFileError, safe_load, safe_save, write_json
 
 from gpt.errors import CheckpointError, ConfigError
-from gpt.model import GPT, Conv1D, LMHead
+from gpt.model import Conv1D, LMHead
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -125,7 +125,7 @@ class TiedHead(nn.Module):
         return self._tokens[0].weight
 
     def forward(self, x):
-        return x @ self._tokens[0].effective_weight().T  # (B, T, C) @ (C, V) -> (B, T, V)
+        return F.linear(x, self._tokens[0].effective_weight())  # (B, T, C) @ W^T (C, V) -> (B, T, V)
 
 
 # ---- applying, merging ----------------------------------------------------------------------

@@ -134,7 +134,7 @@ def sampling_probs(logits, temperature=1.0, top_k=None, top_p=None):
     nucleus of mass top_p, renormalised."""
     logits = np.asarray(logits, dtype=np.float64) / temperature
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = np.sort(logits, axis=-1)[:, -top_k][:, None]  # (N, 1) the k-th largest logit
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]  # (N, 1) the k-th largest logit
         logits = np.where(logits < kth, -np.inf, logits)
     probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)  # (N, V)

@@ -112,8 +112,6 @@ class Function:
     saves_output = False
     view = False
 
-    _grad_buffers = ()  # offered by backward() just before self.backward runs: see grad_buffer
-
     def __init__(self, *inputs):
         self.inputs = inputs
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
@@ -124,7 +122,10 @@ class Function:
         minigrad/nn/flat.py) and no gradient yet, when it is this node's input once: a product
         written there needs no copy into the slot (backward adds a leaf's gradients into its
         .grad as they arrive, so the slot is never offered twice)."""
-        return self._grad_buffers[i] if i < len(self._grad_buffers) else None
+        inp = self.inputs[i]
+        if inp._ctx is not None or not inp.requires_grad or sum(t is inp for t in self.inputs) != 1:
+            return None
+        return inp._grad_buffer()
 
     def forward(self, *arrays, **kwargs):
         raise NotImplementedError
@@ -197,20 +198,7 @@ def _topo_order(root):
     return order
 
 
-def _offer_buffers(ctx):
-    """Each leaf input's own gradient slot, when it has one free and is this node's input once."""
-    leaves = [inp if inp._ctx is None and inp.requires_grad else None for inp in ctx.inputs]
-    if any(leaf is not None for leaf in leaves):
-        ctx._grad_buffers = tuple(leaf._grad_buffer() if leaf is not None and _once(leaf, leaves) else None
-                                  for leaf in leaves)
-
-
-def _once(t, tensors):
-    return sum(u is t for u in tensors) == 1
-
-
 def _backprop_node(ctx, g, grads, retain_graph):
-    _offer_buffers(ctx)
     in_grads = ctx.backward(g)
     if not isinstance(in_grads, tuple):
         in_grads = (in_grads,)

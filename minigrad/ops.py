@@ -104,24 +104,20 @@ def _tie_split(g, win, tie):
 
 # d max(a, b) = [a > b] da + [b > a] db, ties split evenly
 class Maximum(Function):
+    pick, wins = staticmethod(np.maximum), staticmethod(np.greater)
+
     def forward(self, a, b):
         self.a, self.b = a, b
-        return np.maximum(a, b)
+        return self.pick(a, b)
 
     def backward(self, g):
         tie = self.a == self.b
-        return _tie_split(g, self.a > self.b, tie), _tie_split(g, self.b > self.a, tie)
+        return _tie_split(g, self.wins(self.a, self.b), tie), _tie_split(g, self.wins(self.b, self.a), tie)
 
 
 # d min(a, b) = [a < b] da + [b < a] db, ties split evenly
-class Minimum(Function):
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return np.minimum(a, b)
-
-    def backward(self, g):
-        tie = self.a == self.b
-        return _tie_split(g, self.a < self.b, tie), _tie_split(g, self.b < self.a, tie)
+class Minimum(Maximum):
+    pick, wins = staticmethod(np.minimum), staticmethod(np.less)
 
 
 # ---- elementwise unary -------------------------------------------------------

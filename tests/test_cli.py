@@ -131,6 +131,7 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys):
     assert ppl == pytest.approx(math.exp(loss), rel=1e-3)
     assert bpb == pytest.approx(loss / math.log(2), rel=1e-3)  # ASCII: one byte per char token
     assert cli.main(["eval", "--ckpt", str(out), "--data", str(held), "--stride", "4"]) == 0
+    capsys.readouterr()  # the int8 check below reads the int8 eval's line, not this one's
     assert cli.main(["eval", "--ckpt", str(out), "--data", str(held), "--quantize", "int8"]) == 0
     assert float(capsys.readouterr().out.split("loss ")[1].split()[0]) == pytest.approx(loss, rel=0.02)
     assert cli.main(["sample", "--ckpt", str(out), "--prompt", "line", "--max-new-tokens", "10",

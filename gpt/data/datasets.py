@@ -17,8 +17,7 @@ from gpt.data import builtin_tasks, tasks
 from gpt.data.batches import BatchSampler
 from gpt.data.corpus import load_text, split_text
 from gpt.data.tokens import check_lengths, encode_cached, tokenizer_digest
-
-ENDOFTEXT = "<|endoftext|>"  # what ends a completion (GPT-2's own end-of-text token)
+from gpt.tokenizer import ENDOFTEXT  # noqa: F401  (what ends a completion; re-exported by gpt.data)
 
 
 def is_task(name):
@@ -102,4 +101,3 @@ class TaskData:
         # what these ids are: the data, the tokenizer, the cut (ranks compare it under MPI)
         self.report["cache_key"] = f"{self.report['sha256']}:{tokenizer_digest(tokenizer)}:{block_size}"
         return ids, tasks.TaskSampler(seqs, batch_size, seed)
-

@@ -26,7 +26,8 @@ from starlette.exceptions import HTTPException
 from gpt.serve import handlers
 from gpt.serve.gate import BodyTooLarge, Gate
 from gpt.serve.metrics import Metrics
-from gpt.serve.protocol import APIError, ChatRequest, CompletionRequest, error_body, validation_error
+from gpt.serve.protocol import (APIError, ChatRequest, CompletionRequest, error_body, model_loading,
+                                validation_error)
 from gpt.serve.scheduler import Done, Failed, QueueFull, ShuttingDown
 
 
@@ -116,8 +117,7 @@ def _add_error_handlers(app):
 
 def _engine(state):
     if state["engine"] is None:
-        raise APIError(503, "the model is loading; retry shortly", type="unavailable_error",
-                       code="model_loading", headers={"Retry-After": "1"})
+        raise model_loading()
     return state["engine"]
 
 

@@ -10,7 +10,7 @@ import json
 
 from starlette.exceptions import HTTPException
 
-from gpt.serve.protocol import APIError
+from gpt.serve.protocol import APIError, model_loading
 
 OPEN_PATHS = ("/health", "/", "/favicon.ico")  # no key needed: a browser opens the page without one
 ENDPOINTS = ("/health", "/", "/v1/models", "/v1/completions", "/v1/chat/completions", "/tokenize",
@@ -58,8 +58,7 @@ class Gate:
         if length.isdigit() and int(length) > self.max_body_bytes:
             return self._too_large()
         if path.startswith("/v1/") and not self.ready():
-            return APIError(503, "the model is loading; retry shortly", type="unavailable_error",
-                            code="model_loading", headers={"Retry-After": "1"})
+            return model_loading()
         return None
 
     def _too_large(self):

@@ -65,8 +65,10 @@ class Metrics:
 
     def on_tokens(self, n_tokens):
         self.tokens.inc(n_tokens)
+        now = time.monotonic()
         with self._lock:
-            self._recent.append((time.monotonic(), n_tokens))
+            self._recent.append((now, n_tokens))
+            self._forget(now)  # kept bounded even when nobody scrapes /metrics
 
     def on_first_token(self, seconds):
         self.ttft.observe(seconds)
@@ -75,8 +77,10 @@ class Metrics:
         self.duration.labels(outcome).observe(seconds)
 
     def _rate(self):
-        now = time.monotonic()
         with self._lock:
-            while self._recent and self._recent[0][0] < now - WINDOW:
-                self._recent.popleft()
+            self._forget(time.monotonic())
             return sum(n for _, n in self._recent) / WINDOW
+
+    def _forget(self, now):
+        while self._recent and self._recent[0][0] < now - WINDOW:
+            self._recent.popleft()

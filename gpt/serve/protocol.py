@@ -31,6 +31,12 @@ class APIError(Exception):
         return error_body(self.message, self.type, self.param, self.code)
 
 
+def model_loading():
+    """The 503 every model endpoint answers until the weights are loaded."""
+    return APIError(503, "the model is loading; retry shortly", type="unavailable_error",
+                    code="model_loading", headers={"Retry-After": "1"})
+
+
 def error_body(message, type="invalid_request_error", param=None, code=None):
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 

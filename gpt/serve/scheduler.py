@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import minigrad
+from minigrad import kernels
 from minigrad.kernels.threads import one_blas_thread
 
 from gpt import inference
@@ -309,8 +310,8 @@ class Scheduler:
         text = token_text(self.tokenizer, token)
         if k is None:
             return TokenInfo(token, text)
-        logp = logits - np.logaddexp.reduce(logits)
-        top = np.argsort(-logp, kind="stable")[:k] if k else []
+        logp = kernels.log_softmax_forward(logits)
+        top = _likeliest(logp, k) if k else []
         return TokenInfo(token, text, float(logp[token]),
                          [(token_text(self.tokenizer, int(t)), int(t), float(logp[t])) for t in top])
 
@@ -351,3 +352,12 @@ class Scheduler:
                 request.sink([Failed(message, status)])
         with self.cond:
             self.waiting = collections.deque(r for r in self.waiting if r not in requests)
+
+
+def _likeliest(logp, k):
+    """The k likeliest ids of logp (V,), likeliest first, ties in id order (a stable argsort of
+    -logp, cut to k), in O(V): only the ids at or above the k-th largest value are sorted."""
+    if k >= logp.size:
+        return np.argsort(-logp, kind="stable")
+    candidates = np.flatnonzero(logp >= np.partition(logp, -k)[-k])
+    return candidates[np.argsort(-logp[candidates], kind="stable")][:k]

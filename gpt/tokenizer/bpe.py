@@ -11,8 +11,6 @@ tiktoken's) and hf.py (Hugging Face's); they receive this class rather than impo
 """
 import sys
 
-import regex
-
 from gpt.errors import TokenizerError
 from gpt.tokenizer import files, hf, rules, specials
 from gpt.tokenizer.trainer import count_chunks, train_merges

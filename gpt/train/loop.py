@@ -10,7 +10,6 @@ weights, AdamW moments and both RNGs (dropout, batches).
 Under mpiexec every rank runs train() (gpt/train/ddp.py): rank 0 prepares first, the
 ranks check they start alike, and only rank 0 prints, writes and samples.
 """
-import math
 import signal
 import sys
 import time

@@ -7,10 +7,9 @@ import minigrad
 from minigrad import kernels
 from minigrad.nn.utils import clip_coef, get_total_norm
 
+from gpt.data.tasks import IGNORE  # a target the loss skips (prompt and padding tokens of task data)
 from gpt.errors import DataError, NonFiniteLossError
 from gpt.train.ddp import SINGLE
-
-IGNORE = -100  # a target the loss skips (prompt and padding tokens of task data)
 
 
 def train_step(model, optimizer, micro_batches, lr, grad_clip, ddp=SINGLE):

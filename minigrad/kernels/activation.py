@@ -93,10 +93,7 @@ def _gelu_fwd_kernel(x, y):
 
 
 def gelu_forward_numba(x):
-    x1 = np.ascontiguousarray(x).reshape(-1)
-    y = np.empty_like(x1)
-    _by_pieces(_gelu_fwd_kernel, x1, y)
-    return y.reshape(x.shape)
+    return _elementwise(_gelu_fwd_kernel, x)
 
 
 def gelu_backward_numba(x, dy):
@@ -133,11 +130,7 @@ def gelu_forward_keep_tanh_numba(x):
 
 
 def gelu_backward_with_tanh_numba(x, t, dy):
-    x1 = np.ascontiguousarray(x).reshape(-1)
-    dx = np.empty_like(x1)
-    _by_pieces(_gelu_bwd_tanh_kernel, x1, np.ascontiguousarray(t, dtype=x.dtype).reshape(-1),
-               np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1), dx)
-    return dx.reshape(x.shape)
+    return _elementwise(_gelu_bwd_tanh_kernel, x, t, dy)
 
 
 # erf: math.erf is a libm call per element (not vectorised), still ~20x the twin.

@@ -53,7 +53,7 @@ from .common import FASTMATH  # noqa: E402
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adamw_kernel(p, g, m, v, decay, beta1, beta2, eps, step_size, bc2_sqrt, grad_scale):
     t = p.dtype.type
-    decay, b1, b2, eps = t(decay), t(beta1), t(beta2), t(eps)
+    decay, b2, eps = t(decay), t(beta2), t(eps)
     one_b1, one_b2 = t(1.0 - beta1), t(1.0 - beta2)
     step_size, bc2_sqrt, gs = t(step_size), t(bc2_sqrt), t(grad_scale)
     for i in range(p.size):

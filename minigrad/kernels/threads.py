@@ -9,8 +9,9 @@ waits for all of them. While pieces run, OpenBLAS is held to one thread, so
 there are never more busy threads than cores: one pool works at a time.
 
 Every piece computes exactly what the serial loop computes for its rows, so
-results do not depend on the thread count. Sums over rows (layer norm's
-dweight) are not split for that reason.
+results do not depend on the thread count. A sum over rows (layer norm's
+dweight, optim.sum_squares) is split only by fixed blocks of its input, each
+summed into its own partial, the partials then added in block order.
 
 Handing a piece to a helper thread costs ~20-40 us, so small calls (decoding
 one token) stay serial. OpenBLAS's idle workers spin for a while after each GEMM

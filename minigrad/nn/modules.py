@@ -26,7 +26,7 @@ class Parameter(Tensor):
         self._flat = None
 
     def _grad_buffer(self):
-        return grad_home(self) if self.grad is None and getattr(self, "_flat", None) is not None else None
+        return grad_home(self) if self.grad is None else None
 
     def _accumulate(self, g):
         home = self._grad_buffer()
