@@ -42,44 +42,52 @@ def linear_rowwise_numpy(x, w, bias=None):
 #   in a tree. That order depends on K and the compiled loop only (rows go through it one
 #   at a time, so never through a different code path); it differs from the twin's in the
 #   last bits. Packing wt into the first layout instead costs more than the product itself.
-# Column tiles (outputs) are independent, so large products split over threads by them, in
-# whole tiles: each output is computed by one thread and in the same way for any thread
-# count, so the result does not depend on it either (tests/test_threads.py). The same
-# kernels serve kernels.matmul's products of a few rows (decoding outside inference) and
-# the int8 product (kernels/int8.py): one decoding product in the library.
+# Column tiles (outputs) are independent, so products split over threads by them, in whole
+# tiles: each output is computed by one thread and in the same way for any thread count, so
+# the result does not depend on it either (tests/test_threads.py). The same kernels serve
+# kernels.matmul's products of a few rows (decoding outside inference) and the int8 product
+# (kernels/int8.py): one decoding product in the library.
+#
+# These are the only kernels compiled with parallel=True (Numba's OpenMP pool) rather than
+# split over kernels/threads.py's Python threads. A decoding step makes ~50 products of
+# 0.1-0.3 ms each; handing a piece to a Python thread costs 60-90 us here (two futex
+# wake-ups and the GIL), while OpenMP's workers spin between regions and take one in ~3 us.
+# On the 124M GPT-2 that is the difference between splitting the layer weights and not
+# (bench/hf_124m.py). Without OpenMP, Numba falls back to its workqueue pool: same results.
 
-from numba import njit  # noqa: E402
+from numba import njit, prange  # noqa: E402
 
 from . import threads  # noqa: E402
 from .common import FASTMATH  # noqa: E402
 
-TILE_M = 512    # columns per tile: 8 rows' partial sums (16 KiB in float32) stay in L1
-MIN_PIECE = 1 << 18  # weights per thread: below this a hand-over (~30 us) costs more than it saves
+TILE_M = 512    # columns per tile: threads split the outputs in whole tiles
+MIN_WORK = 1 << 16  # weights x rows per thread: below, a hand-over costs more than it saves
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # no fastmath: no FMA, the twin's roundings
 def _rows_times_w(x, w, y, m_lo, m_hi):
-    """y[:, m_lo:m_hi] += x @ w[:, m_lo:m_hi], each output's terms in k order. Four terms per
+    """y[:, m_lo:m_hi] += x @ w[:, m_lo:m_hi], each output's terms in k order. Eight terms per
     pass over a row's outputs (added one after the other, as written: one load and store of
-    the partial sum for four products), then the remaining K % 4 one by one."""
+    the partial sum for eight products), then the remaining K % 8 one by one. A pass runs
+    along whole rows of w, so the weights stream from memory in eight long runs."""
     N, K = x.shape
-    K4 = K - K % 4
-    for m0 in range(m_lo, m_hi, TILE_M):
-        m1 = min(m0 + TILE_M, m_hi)
-        for k in range(0, K4, 4):
-            w0, w1, w2, w3 = w[k, m0:m1], w[k + 1, m0:m1], w[k + 2, m0:m1], w[k + 3, m0:m1]
-            for n in range(N):
-                x0, x1, x2, x3 = x[n, k], x[n, k + 1], x[n, k + 2], x[n, k + 3]
-                yn = y[n, m0:m1]
-                for j in range(m1 - m0):
-                    yn[j] = (((yn[j] + x0 * w0[j]) + x1 * w1[j]) + x2 * w2[j]) + x3 * w3[j]
-        for k in range(K4, K):
-            wk = w[k, m0:m1]
-            for n in range(N):
-                xv = x[n, k]
-                yn = y[n, m0:m1]
-                for j in range(m1 - m0):
-                    yn[j] += xv * wk[j]
+    K8 = K - K % 8
+    for k in range(0, K8, 8):
+        w0, w1, w2, w3 = w[k, m_lo:m_hi], w[k + 1, m_lo:m_hi], w[k + 2, m_lo:m_hi], w[k + 3, m_lo:m_hi]
+        w4, w5, w6, w7 = w[k + 4, m_lo:m_hi], w[k + 5, m_lo:m_hi], w[k + 6, m_lo:m_hi], w[k + 7, m_lo:m_hi]
+        for n in range(N):
+            a = x[n, k:k + 8]
+            yn = y[n, m_lo:m_hi]
+            for j in range(m_hi - m_lo):
+                yn[j] = (((((((yn[j] + a[0] * w0[j]) + a[1] * w1[j]) + a[2] * w2[j]) + a[3] * w3[j])
+                           + a[4] * w4[j]) + a[5] * w5[j]) + a[6] * w6[j]) + a[7] * w7[j]
+    for k in range(K8, K):
+        wk = w[k, m_lo:m_hi]
+        for n in range(N):
+            xv = x[n, k]
+            yn = y[n, m_lo:m_hi]
+            for j in range(m_hi - m_lo):
+                yn[j] += xv * wk[j]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
@@ -99,6 +107,20 @@ def dot_rows(x, w, scale, y, m_lo, m_hi):
             y[n, m] = acc if scale is None else acc * scale[m]
 
 
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _rows_times_w_split(x, w, y, bounds):
+    """_rows_times_w over the column pieces bounds[i]:bounds[i + 1], one per thread."""
+    for i in prange(len(bounds) - 1):
+        _rows_times_w(x, w, y, bounds[i], bounds[i + 1])
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def dot_rows_split(x, w, scale, y, bounds):
+    """dot_rows over the output pieces bounds[i]:bounds[i + 1], one per thread."""
+    for i in prange(len(bounds) - 1):
+        dot_rows(x, w, scale, y, bounds[i], bounds[i + 1])
+
+
 def linear_rowwise_numba(x, w, bias=None):
     dtype = x.dtype if x.dtype == w.dtype else np.result_type(x, w)
     K, M = w.shape
@@ -114,18 +136,16 @@ def linear_rowwise_numba(x, w, bias=None):
 def _by_column_tiles(x, w, y):
     """Run the kernel for w's layout, its column tiles split over threads when w is large."""
     if w.T.flags.c_contiguous and not w.flags.c_contiguous:
-        wt = w.T
-        split_columns(lambda lo, hi: dot_rows(x, wt, None, y, lo, hi), *w.shape)
+        dot_rows_split(x, w.T, None, y, column_pieces(*w.shape, len(x)))
     else:
         w = np.ascontiguousarray(w)  # any other strides: copied once
-        split_columns(lambda lo, hi: _rows_times_w(x, w, y, lo, hi), *w.shape)
+        _rows_times_w_split(x, w, y, column_pieces(*w.shape, len(x)))
 
 
-def split_columns(fn, K, M):
-    """fn(lo, hi) over output columns 0:M in whole tiles, one piece per thread, for a weight
-    of K * M entries (one call below 2 * MIN_PIECE). Each column is computed by one thread in
-    the same way whatever the thread count, so the result does not depend on it."""
-    if K * M < 2 * MIN_PIECE:
-        return fn(0, M)
-    threads.split(lambda lo, hi: fn(lo * TILE_M, min(hi * TILE_M, M)),
-                  -(-M // TILE_M), -(-MIN_PIECE // (K * TILE_M)))
+def column_pieces(K, M, N):
+    """Bounds of the column pieces, one per thread, for a weight of K * M entries times N
+    rows: whole tiles of TILE_M columns, one piece below 2 * MIN_WORK. Which columns form a
+    piece changes with the thread count, but not how each column is computed."""
+    n = threads.count(-(-M // TILE_M), -(-MIN_WORK // (K * N * TILE_M)))
+    tiles = -(-M // TILE_M)
+    return np.array([min(tiles * i // n * TILE_M, M) for i in range(n + 1)], np.int64)

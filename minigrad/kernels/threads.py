@@ -65,13 +65,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _state.update(pool=None))
 
 
+def count(n_rows, min_rows):
+    """How many pieces split(fn, n_rows, min_rows) cuts: one per thread, each at least
+    min_rows long; one inside a piece (nested splits run serially)."""
+    if getattr(_inside, "active", False):
+        return 1
+    return max(1, min(_state["threads"], n_rows // max(1, min_rows)))
+
+
 def split(fn, n_rows, min_rows):
     """Call fn(lo, hi) on contiguous row ranges covering [0, n_rows), one per thread and each
     at least min_rows long, all at once: the first on this thread, the others on helper
     threads. Returns when all are done; the first exception raised in any piece is re-raised
     after every piece has finished. Inside a piece, a nested split runs serially."""
-    n = max(1, min(_state["threads"], n_rows // max(1, min_rows)))
-    if n == 1 or getattr(_inside, "active", False):
+    n = count(n_rows, min_rows)
+    if n == 1:
         return fn(0, n_rows)
     bounds = [n_rows * i // n for i in range(n + 1)]
     with one_blas_thread():
