@@ -42,7 +42,7 @@ def linear_int8_numpy(x, wq, scale, bias=None, rowwise=False):
 # to a float32 copy once per call and the product goes to BLAS, unless rowwise asks for
 # the same bits whatever the batch (a serving step decodes up to --max-batch rows).
 
-from .linear import column_pieces, dot_rows_split  # noqa: E402
+from .linear import dots  # noqa: E402
 from .matmul import matmul_numba  # noqa: E402
 
 # Rows of x up to which the int8 dot-product kernel runs (a decoding batch); above, the
@@ -58,7 +58,7 @@ def linear_int8_numba(x, wq, scale, bias=None, rowwise=False):
     else:
         y = np.empty((len(x2), M), np.float32)
         if len(x2):
-            dot_rows_split(x2, wq, scale, y, column_pieces(K, M, len(x2)))
+            dots(x2, wq, scale, y)
     if bias is not None:
         y += bias
     return y.reshape(x.shape[:-1] + (M,))

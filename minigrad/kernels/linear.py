@@ -61,7 +61,10 @@ from . import threads  # noqa: E402
 from .common import FASTMATH  # noqa: E402
 
 TILE_M = 512    # columns per tile: threads split the outputs in whole tiles
-MIN_WORK = 1 << 16  # weights x rows per thread: below, a hand-over costs more than it saves
+# Weights x rows per thread. Below it the product runs on the calling thread alone and
+# OpenMP's workers stay asleep: a server decoding a small model needs the other core for
+# its event loop more than its 20-50 us products need splitting.
+MIN_WORK = 1 << 19
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # no fastmath: no FMA, the twin's roundings
@@ -76,11 +79,12 @@ def _rows_times_w(x, w, y, m_lo, m_hi):
         w0, w1, w2, w3 = w[k, m_lo:m_hi], w[k + 1, m_lo:m_hi], w[k + 2, m_lo:m_hi], w[k + 3, m_lo:m_hi]
         w4, w5, w6, w7 = w[k + 4, m_lo:m_hi], w[k + 5, m_lo:m_hi], w[k + 6, m_lo:m_hi], w[k + 7, m_lo:m_hi]
         for n in range(N):
-            a = x[n, k:k + 8]
+            a0, a1, a2, a3 = x[n, k], x[n, k + 1], x[n, k + 2], x[n, k + 3]  # scalars: not reloaded
+            a4, a5, a6, a7 = x[n, k + 4], x[n, k + 5], x[n, k + 6], x[n, k + 7]  # per output
             yn = y[n, m_lo:m_hi]
             for j in range(m_hi - m_lo):
-                yn[j] = (((((((yn[j] + a[0] * w0[j]) + a[1] * w1[j]) + a[2] * w2[j]) + a[3] * w3[j])
-                           + a[4] * w4[j]) + a[5] * w5[j]) + a[6] * w6[j]) + a[7] * w7[j]
+                yn[j] = (((((((yn[j] + a0 * w0[j]) + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j])
+                           + a4 * w4[j]) + a5 * w5[j]) + a6 * w6[j]) + a7 * w7[j]
     for k in range(K8, K):
         wk = w[k, m_lo:m_hi]
         for n in range(N):
@@ -136,16 +140,31 @@ def linear_rowwise_numba(x, w, bias=None):
 def _by_column_tiles(x, w, y):
     """Run the kernel for w's layout, its column tiles split over threads when w is large."""
     if w.T.flags.c_contiguous and not w.flags.c_contiguous:
-        dot_rows_split(x, w.T, None, y, column_pieces(*w.shape, len(x)))
-    else:
-        w = np.ascontiguousarray(w)  # any other strides: copied once
-        _rows_times_w_split(x, w, y, column_pieces(*w.shape, len(x)))
+        return dots(x, w.T, None, y)
+    w = np.ascontiguousarray(w)  # any other strides: copied once
+    bounds = column_pieces(*w.shape, len(x))
+    if bounds is None:  # one piece: no parallel region at all
+        return _rows_times_w(x, w, y, 0, w.shape[1])
+    _rows_times_w_split(x, w, y, bounds)
+
+
+def dots(x, wt, scale, y):
+    """dot_rows over all M outputs of wt (M, K), split over threads when it is large."""
+    M, K = wt.shape
+    bounds = column_pieces(K, M, len(x))
+    if bounds is None:  # one piece: no parallel region at all
+        return dot_rows(x, wt, scale, y, 0, M)
+    dot_rows_split(x, wt, scale, y, bounds)
 
 
 def column_pieces(K, M, N):
     """Bounds of the column pieces, one per thread, for a weight of K * M entries times N
-    rows: whole tiles of TILE_M columns, one piece below 2 * MIN_WORK. Which columns form a
-    piece changes with the thread count, but not how each column is computed."""
-    n = threads.count(-(-M // TILE_M), -(-MIN_WORK // (K * N * TILE_M)))
+    rows: whole tiles of TILE_M columns; None below 2 * MIN_WORK (one piece). Which columns
+    form a piece changes with the thread count, but not how each column is computed."""
+    if K * M * N < 2 * MIN_WORK:
+        return None
     tiles = -(-M // TILE_M)
+    n = threads.count(tiles, -(-MIN_WORK // (K * N * TILE_M)))
+    if n == 1:
+        return None
     return np.array([min(tiles * i // n * TILE_M, M) for i in range(n + 1)], np.int64)
