@@ -125,7 +125,7 @@ def choose(logits, greedy, temperature, top_k, top_p, gen):
         return np.argmax(logits, axis=-1)
     probs = sampling_probs(logits, temperature, top_k, top_p)
     gens = gen if isinstance(gen, (list, tuple)) else [gen] * len(probs)
-    return np.array([_draw(p, g) for p, g in zip(probs, gens)])
+    return _draw(probs, gens)
 
 
 def sampling_probs(logits, temperature=1.0, top_k=None, top_p=None):
@@ -156,12 +156,15 @@ def _nucleus(probs, top_p):
     return kept / kept.sum(axis=-1, keepdims=True)
 
 
-def _draw(p, gen):
-    """Inverse-CDF sample from p (V,); never a zero-probability token, even at the
-    rounding edge where u * total reaches the last cumulative value."""
-    cdf = np.cumsum(p)
-    i = int(np.searchsorted(cdf, gen.random() * cdf[-1], side="right"))
-    return min(i, int(np.flatnonzero(p)[-1]))
+def _draw(probs, gens):
+    """Inverse-CDF samples, row n of probs (N, V) with gens[n].random(); never a
+    zero-probability token, even at the rounding edge where u * total reaches the last
+    cumulative value. Whole-array steps, so a batch of rows costs little more than one."""
+    cdf = np.cumsum(probs, axis=-1)  # (N, V), each row summed in order as np.cumsum(row)
+    u = np.array([g.random() for g in gens]) * cdf[:, -1]  # (N,)
+    picked = np.array([np.searchsorted(c, x, side="right") for c, x in zip(cdf, u)], np.int64)
+    last = probs.shape[-1] - 1 - np.argmax(probs[:, ::-1] != 0, axis=-1)  # last nonzero id of each row
+    return np.minimum(picked, last)
 
 
 # ---- checks -------------------------------------------------------------------------------

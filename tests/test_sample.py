@@ -202,3 +202,31 @@ def test_sampled_frequencies_follow_temperature_and_the_exact_nucleus(temperatur
     freq = np.bincount(out, minlength=len(logits)) / len(out)
     assert np.array_equal(freq > 0, expected > 0), (freq, expected)
     assert np.abs(freq - expected).max() < 0.02, (freq, expected)
+
+
+class _Fixed:
+    """A generator stand-in whose random() is given: the inverse-CDF draw's edge cases."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def random(self):
+        return self.u
+
+
+def test_draws_by_inverse_cdf_and_never_a_zero_probability_token():
+    """Worked by hand: cdf [0.5, 0.75, 0.75, 1.0, 1.0]; u = 0.6 -> 1, u = 0.75 -> 3 (past the
+    zero-probability 2), u = 0.1 -> 0; and u * total at the last cumulative value (rounding can
+    get there) gives the last nonzero token 3, not the zero-probability 4 after it."""
+    from gpt.sample import choose
+    logits = np.log(np.array([[0.5, 0.25, 0.0, 0.25, 0.0]] * 4))
+    out = choose(logits, False, 1.0, None, None, [_Fixed(u) for u in (0.6, 0.75, 0.1, 1.0)])
+    assert out.tolist() == [1, 3, 0, 3]
+
+
+def test_a_batch_of_rows_draws_what_each_row_draws_alone():
+    from gpt.sample import choose
+    logits = np.random.default_rng(0).standard_normal((6, 50)) * 3
+    together = choose(logits, False, 0.8, 20, 0.9, [np.random.default_rng(s) for s in range(6)])
+    alone = [choose(logits[n:n + 1], False, 0.8, 20, 0.9, [np.random.default_rng(n)])[0] for n in range(6)]
+    assert together.tolist() == alone

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, StrictBool, StrictInt, StrictStr
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException
 
 from gpt.serve import handlers
@@ -244,7 +244,7 @@ class Call:
 async def _answer(call, reply, stream, request):
     call.submit()
     if stream:
-        return EventSourceResponse(_stream(call, reply), sep="\n", ping=15)
+        return EventSourceResponse(_stream(call, reply), sep="\n", ping=15)  # sep: as _frames
     collector = asyncio.ensure_future(_collect(call, reply))
     watcher = asyncio.ensure_future(_disconnected(request))
     try:
@@ -266,19 +266,25 @@ async def _collect(call, reply):
 
 
 async def _stream(call, reply):
+    """The response's events, each batch's chunks as one write: every write is a pass through
+    sse-starlette's send (a timeout scope) and uvicorn's transport, which with 8 streams cost
+    the event loop more than the chunks themselves (bench/serve_load.py)."""
     try:
-        for chunk in reply.opening():
-            yield json.dumps(chunk)
+        yield _frames(json.dumps(chunk) for chunk in reply.opening())
         async for batch in call.batches():
-            for chunk in reply.chunks(batch):
-                yield json.dumps(chunk)
-        for chunk in reply.closing():
-            yield json.dumps(chunk)
-        yield "[DONE]"
+            frames = _frames(json.dumps(chunk) for chunk in reply.chunks(batch))
+            if frames:
+                yield frames
+        yield _frames([json.dumps(chunk) for chunk in reply.closing()] + ["[DONE]"])
     except APIError as e:
-        yield json.dumps(e.body())
+        yield _frames([json.dumps(e.body())])
     finally:
         call.cancel()  # after the last chunk a no-op; on a disconnect it frees the slots
+
+
+def _frames(datas):
+    """Server-sent events (bytes), one `data: ...` event per string, as the response's sep."""
+    return b"".join(ServerSentEvent(data, sep="\n").encode() for data in datas)
 
 
 async def _disconnected(request):

@@ -2,7 +2,9 @@
 
 The Numba kernels are compiled serial (no parallel=True: that starts Numba's own
 OpenMP/workqueue pool beside OpenBLAS's, and compiles several times slower) but
-with nogil=True, so plain Python threads can run them side by side. `split`
+with nogil=True, so plain Python threads can run them side by side. The one
+exception is decoding's large products (kernels/linear.py), too short for a
+helper thread's hand-over. `split`
 below cuts a kernel's rows into one piece per thread, runs the first piece on
 the calling thread and the others on a few helper threads started once, and
 waits for all of them. While pieces run, OpenBLAS is held to one thread, so
@@ -13,8 +15,8 @@ results do not depend on the thread count. A sum over rows (layer norm's
 dweight, optim.sum_squares) is split only by fixed blocks of its input, each
 summed into its own partial, the partials then added in block order.
 
-Handing a piece to a helper thread costs ~20-40 us, so small calls (decoding
-one token) stay serial. OpenBLAS's idle workers spin for a while after each GEMM
+Handing a piece to a helper thread costs ~20-90 us (two wake-ups and the GIL),
+so small calls stay serial. OpenBLAS's idle workers spin for a while after each GEMM
 and then hold the core a helper thread needs: minigrad.runtime.tune() (which
 `gpt train` calls) shortens that spin.
 """
