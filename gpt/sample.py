@@ -159,7 +159,8 @@ def _nucleus(probs, top_p):
 def _draw(probs, gens):
     """Inverse-CDF samples, row n of probs (N, V) with gens[n].random(); never a
     zero-probability token, even at the rounding edge where u * total reaches the last
-    cumulative value. Whole-array steps, so a batch of rows costs little more than one."""
+    cumulative value. The O(V) steps run on the whole batch at once; only the O(log V)
+    search goes row by row."""
     cdf = np.cumsum(probs, axis=-1)  # (N, V), each row summed in order as np.cumsum(row)
     u = np.array([g.random() for g in gens]) * cdf[:, -1]  # (N,)
     picked = np.array([np.searchsorted(c, x, side="right") for c, x in zip(cdf, u)], np.int64)

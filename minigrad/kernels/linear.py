@@ -50,10 +50,11 @@ def linear_rowwise_numpy(x, w, bias=None):
 #
 # These are the only kernels compiled with parallel=True (Numba's OpenMP pool) rather than
 # split over kernels/threads.py's Python threads. A decoding step makes ~50 products of
-# 0.1-0.3 ms each; handing a piece to a Python thread costs 60-90 us here (two futex
-# wake-ups and the GIL), while OpenMP's workers spin between regions and take one in ~3 us.
+# 0.1-0.3 ms each; handing a piece to a Python thread costs 26-90 us here (two futex
+# wake-ups and the GIL), while OpenMP's workers spin between regions and take one in ~3 us
+# (bench/handover.py).
 # On the 124M GPT-2 that is the difference between splitting the layer weights and not
-# (bench/hf_124m.py). Without OpenMP, Numba falls back to its workqueue pool: same results.
+# (bench/hf_124m.py). Without OpenMP, Numba uses TBB or its workqueue pool: same results.
 
 from numba import njit, prange  # noqa: E402
 
@@ -142,19 +143,23 @@ def _by_column_tiles(x, w, y):
     if w.T.flags.c_contiguous and not w.flags.c_contiguous:
         return dots(x, w.T, None, y)
     w = np.ascontiguousarray(w)  # any other strides: copied once
-    bounds = column_pieces(*w.shape, len(x))
-    if bounds is None:  # one piece: no parallel region at all
-        return _rows_times_w(x, w, y, 0, w.shape[1])
-    _rows_times_w_split(x, w, y, bounds)
+    _in_pieces(_rows_times_w, _rows_times_w_split, (x, w, y), *w.shape, len(x))
 
 
 def dots(x, wt, scale, y):
     """dot_rows over all M outputs of wt (M, K), split over threads when it is large."""
     M, K = wt.shape
-    bounds = column_pieces(K, M, len(x))
-    if bounds is None:  # one piece: no parallel region at all
-        return dot_rows(x, wt, scale, y, 0, M)
-    dot_rows_split(x, wt, scale, y, bounds)
+    _in_pieces(dot_rows, dot_rows_split, (x, wt, scale, y), K, M, len(x))
+
+
+def _in_pieces(kernel, kernel_split, args, K, M, N):
+    """kernel(*args, 0, M) on this thread when the product is one piece (no parallel region at
+    all), else kernel_split(*args, bounds) over column_pieces."""
+    bounds = column_pieces(K, M, N)
+    if bounds is None:
+        kernel(*args, 0, M)
+    else:
+        kernel_split(*args, bounds)
 
 
 def column_pieces(K, M, N):
