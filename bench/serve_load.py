@@ -166,9 +166,10 @@ def table(rows):
             f"{'server CPU ms/tok':>18}{'cores busy':>11}{'client CPU ms/tok':>18}")
     lines = [head]
     for r in rows:
-        one = next(x["tps"] for x in rows if x["model"] == r["model"] and x["clients"] == 1)
+        one = next((x["tps"] for x in rows if x["model"] == r["model"] and x["clients"] == 1), None)
+        ratio = f"{r['tps'] / one:>10.2f}x" if one else f"{'-':>11}"  # no 1-client level: no ratio
         lines.append(f"{r['model']:<11}{r['clients']:>8}{r['requests']:>5}{r['tokens']:>7}{r['tps']:>8.1f}"
-                     f"{r['tps'] / one:>10.2f}x{r['ttft50']:>8.2f}s{r['ttft90']:>6.2f}s{r['ttft_max']:>6.2f}s"
+                     f"{ratio}{r['ttft50']:>8.2f}s{r['ttft90']:>6.2f}s{r['ttft_max']:>6.2f}s"
                      f"{r['lat50']:>11.2f}s{r['lat90']:>6.2f}s{r['lat_max']:>6.2f}s"
                      f"{r['cpu_ms']:>18.2f}{r['busy']:>11.2f}{r['client_ms']:>18.2f}")
     return "\n".join(lines)
